@@ -1,0 +1,39 @@
+// swift-tools-version:5.9
+// protomodel: pipeline-parallel GPT training over slow links with Protocol Models compression.
+import PackageDescription
+
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "protomodel",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "protomodel", targets: ["protomodel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, libopenmpi-dev).
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        // Tensors, kernels, model, optimizer. No MPI in here.
+        .target(name: "ProtoCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        // Corpus, tokenizer, token shards, data loader.
+        .target(name: "ProtoData", dependencies: ["ProtoCore"], swiftSettings: fast),
+        // Thin checked wrapper over the MPI C API.
+        .target(name: "ProtoMPI", dependencies: ["CMPI"], swiftSettings: fast),
+        .executableTarget(
+            name: "protomodel",
+            dependencies: [
+                "ProtoCore", "ProtoData", "ProtoMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: fast),
+        .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "ProtoDataTests", dependencies: ["ProtoData"]),
+    ]
+)

@@ -1,0 +1,72 @@
+// The model's shape and its named presets. Saved into every run log and checkpoint.
+
+/// GPT decoder shape. B, T, C, V, NH mean the same everywhere in protomodel.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    /// V: vocabulary size (must match the tokenizer).
+    public var vocabSize: Int
+    /// T: sequence length (tokens per row of a micro-batch).
+    public var seqLen: Int
+    /// L: number of transformer blocks.
+    public var nLayer: Int
+    /// NH: attention heads; head size is dModel / nHead and must be even (RoPE).
+    public var nHead: Int
+    /// C: model width.
+    public var dModel: Int
+    /// MLP hidden width (4·C by default).
+    public var mlpHidden: Int
+    public var ropeBase: Float = 10000
+    public var normEps: Float = 1e-5
+    /// Standard deviation of the initial weights; residual output projections use initStd / sqrt(2L).
+    public var initStd: Float = 0.02
+    /// Seed for the initial weights.
+    public var seed: UInt64 = 1337
+
+    public init(vocabSize: Int, seqLen: Int, nLayer: Int, nHead: Int, dModel: Int,
+                mlpHidden: Int? = nil, seed: UInt64 = 1337) {
+        self.vocabSize = vocabSize; self.seqLen = seqLen; self.nLayer = nLayer
+        self.nHead = nHead; self.dModel = dModel; self.mlpHidden = mlpHidden ?? 4 * dModel
+        self.seed = seed
+    }
+
+    public var headSize: Int { dModel / nHead }
+
+    /// Checks every field; the error names the field and what would be valid.
+    public func validate() throws {
+        func bad(_ field: String, _ why: String) -> ConfigError { .invalid(field: field, reason: why) }
+        if vocabSize < 2 || vocabSize > 65536 { throw bad("vocab-size", "\(vocabSize) must be in 2...65536 (tokens are stored as uint16)") }
+        if seqLen < 1 { throw bad("seq-len", "\(seqLen) must be at least 1") }
+        if nLayer < 1 { throw bad("n-layer", "\(nLayer) must be at least 1") }
+        if nHead < 1 { throw bad("n-head", "\(nHead) must be at least 1") }
+        if dModel < 2 || dModel % nHead != 0 { throw bad("d-model", "\(dModel) must be a positive multiple of n-head (\(nHead))") }
+        if headSize % 2 != 0 { throw bad("d-model", "head size \(headSize) = d-model/n-head must be even for RoPE") }
+        if mlpHidden < 1 { throw bad("mlp-hidden", "\(mlpHidden) must be at least 1") }
+        if !(normEps > 0) { throw bad("norm-eps", "\(normEps) must be positive") }
+    }
+
+    /// Named presets: `tiny` for tests, `small` (default) trains in minutes on 2 cores and
+    /// has 8 layers so `mpirun -np 8` gives one block per stage, `engine` is the engine
+    /// benchmark shape (d=256, 4 layers, 4 heads, seq 256, vocab 256).
+    public static func preset(_ name: String) throws -> ModelConfig {
+        switch name {
+        case "tiny": return ModelConfig(vocabSize: 64, seqLen: 16, nLayer: 2, nHead: 2, dModel: 32)
+        case "small": return ModelConfig(vocabSize: 1024, seqLen: 128, nLayer: 8, nHead: 4, dModel: 128)
+        case "engine": return ModelConfig(vocabSize: 256, seqLen: 256, nLayer: 4, nHead: 4, dModel: 256)
+        case "medium": return ModelConfig(vocabSize: 1024, seqLen: 256, nLayer: 8, nHead: 8, dModel: 256)
+        default: throw ConfigError.invalid(field: "preset", reason: "unknown preset '\(name)'; choose one of \(presetNames.joined(separator: ", "))")
+        }
+    }
+
+    public static let presetNames = ["tiny", "small", "engine", "medium"]
+
+    /// Parameter count of the whole model.
+    public var parameterCount: Int { ParamLayout(config: self, stage: .whole(self)).count }
+}
+
+public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    case invalid(field: String, reason: String)
+    public var description: String {
+        switch self {
+        case let .invalid(field, reason): return "invalid \(field): \(reason)"
+        }
+    }
+}

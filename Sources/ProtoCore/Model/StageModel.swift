@@ -1,0 +1,205 @@
+// A pipeline stage of the GPT: its blocks, plus the embedding (first stage) and the final
+// norm, LM head and loss (last stage). The single-process model is the stage that owns all.
+import Foundation
+
+/// Typed views of one block's tensors inside the parameter (or gradient) buffer.
+struct LayerParams {
+    var ln1: UnsafeMutablePointer<Float>      // (C)
+    var qkv: UnsafeMutablePointer<Float>      // (C, 3C)
+    var attProj: UnsafeMutablePointer<Float>  // (C, C)   W_O
+    var ln2: UnsafeMutablePointer<Float>      // (C)
+    var fc: UnsafeMutablePointer<Float>       // (C, H)
+    var fcProj: UnsafeMutablePointer<Float>   // (H, C)   W_2
+}
+
+/// Views of a stage's tensors into one flat buffer (used for parameters and gradients alike).
+struct StageParams {
+    var wte: UnsafeMutablePointer<Float>?     // (V, C)
+    var layers: [LayerParams] = []
+    var lnf: UnsafeMutablePointer<Float>?     // (C)
+    var lmHead: UnsafeMutablePointer<Float>?  // (C, V)
+
+    init(_ layout: ParamLayout, _ base: UnsafeMutablePointer<Float>, _ stage: StageSpec) {
+        func p(_ n: String) -> UnsafeMutablePointer<Float> { base + layout.tensor(n)!.offset }
+        if stage.hasEmbedding { wte = p("wte") }
+        for l in stage.layers {
+            layers.append(LayerParams(ln1: p("h\(l).ln1"), qkv: p("h\(l).qkv"), attProj: p("h\(l).attn_proj"),
+                                      ln2: p("h\(l).ln2"), fc: p("h\(l).fc"), fcProj: p("h\(l).fc_proj")))
+        }
+        if stage.hasHead { lnf = p("lnf"); lmHead = p("lm_head") }
+    }
+}
+
+/// One stage's parameters, gradients and activations for micro-batches of B rows.
+///
+/// Protocol per micro-batch slot: (non-first stages write the incoming activation into
+/// `input(slot:)`), `forward`, then later `backward` with the gradient of `output(slot:)`
+/// (nil on the last stage, which starts from the loss). After `backward`, non-first
+/// stages read the gradient of their input from `inputGradient`.
+public final class StageModel {
+    public let config: ModelConfig
+    public let stage: StageSpec
+    public let layout: ParamLayout
+    /// B: rows per micro-batch; N = B·T tokens.
+    public let batchSize: Int
+    public let params: FloatBuffer
+    public let grads: FloatBuffer
+    let p: StageParams
+    let g: StageParams
+    var slots: [StageActivations]
+    let scratch: StageScratch
+    let rope: RoPETable
+
+    public var tokensPerMicrobatch: Int { batchSize * config.seqLen }
+
+    /// Allocates the stage and initialises its weights from `config.seed`. Each tensor's
+    /// stream is derived from its global name, so any split gives the same weights.
+    public init(config: ModelConfig, stage: StageSpec, batchSize: Int, slots: Int = 1) {
+        self.config = config; self.stage = stage; self.batchSize = batchSize
+        layout = ParamLayout(config: config, stage: stage)
+        params = FloatBuffer(count: layout.count)
+        grads = FloatBuffer(count: layout.count)
+        p = StageParams(layout, params.ptr, stage)
+        g = StageParams(layout, grads.ptr, stage)
+        self.slots = (0..<max(1, slots)).map { _ in StageActivations(config: config, stage: stage, B: batchSize) }
+        scratch = StageScratch(config: config, stage: stage, B: batchSize)
+        rope = RoPETable(T: config.seqLen, headSize: config.headSize, base: config.ropeBase)
+        initWeights()
+    }
+
+    public func initWeights() {
+        for t in layout.tensors {
+            let dst = params.ptr + t.offset
+            if t.initStd == 0 {
+                dst.initialize(repeating: 1, count: t.count)
+            } else {
+                var rng = SplitMix64(seed: SplitMix64.derive(config.seed, t.name))
+                rng.fillNormal(dst, t.count, std: t.initStd)
+            }
+        }
+    }
+
+    /// Number of activation slots (micro-batches that can be in flight at once).
+    public var slotCount: Int { slots.count }
+
+    /// Grows the number of activation slots to at least `n`.
+    public func ensureSlots(_ n: Int) {
+        while slots.count < n { slots.append(StageActivations(config: config, stage: stage, B: batchSize)) }
+    }
+
+    /// Bytes held by activations and scratch (for memory reports).
+    public var activationBytes: Int { (slots.reduce(0) { $0 + $1.buffer.count } + scratch.buffer.count) * 4 }
+
+    public func zeroGrad() { grads.zero() }
+
+    /// Where a non-first stage's incoming activation (N, C) must be written before `forward`.
+    public func input(slot: Int) -> UnsafeMutablePointer<Float> { slots[slot].input }
+
+    /// The residual stream (N, C) this stage hands to the next, valid after `forward`.
+    public func output(slot: Int) -> UnsafePointer<Float> { UnsafePointer(slots[slot].output) }
+
+    /// The gradient (N, C) of this stage's input, valid after `backward` until the next one.
+    public var inputGradient: UnsafePointer<Float> { UnsafePointer(scratch.dres) }
+
+    /// Logits (N, V) of the last forward on `slot` (last stage only).
+    public func logits(slot: Int) -> UnsafePointer<Float>? { slots[slot].logits.map { UnsafePointer($0) } }
+
+    /// Runs the stage forward on one micro-batch. `ids` (N) are the micro-batch's token ids
+    /// (every stage gets them); `targets` (N) are needed on the last stage. Returns the mean
+    /// loss on the last stage, nil elsewhere.
+    @discardableResult
+    public func forward(slot: Int, ids: UnsafePointer<Int32>, targets: UnsafePointer<Int32>? = nil) -> Float? {
+        let a = slots[slot]
+        let N = tokensPerMicrobatch, C = config.dModel
+        a.ids.update(from: ids, count: N)
+        if stage.hasEmbedding { embeddingForward(a.input, ids, p.wte!, N, C) }
+        var x = UnsafePointer(a.input)
+        for (i, lp) in p.layers.enumerated() {
+            layerForward(x, a.layers[i], lp)
+            x = UnsafePointer(a.layers[i].res2)
+        }
+        guard stage.hasHead else { return nil }
+        guard let targets else { preconditionFailure("forward on the last stage needs targets") }
+        a.targets.update(from: targets, count: N)
+        rmsnormForward(a.lnf!, a.lnfRstd!, x, p.lnf!, N, C, eps: config.normEps)
+        linearForward(a.logits!, a.lnf!, p.lmHead!, N, C, config.vocabSize)
+        return crossEntropyForward(a.losses!, a.lse!, a.logits!, a.targets, N, config.vocabSize)
+    }
+
+    /// Backward for one micro-batch, accumulating into `grads`. `lossScale` multiplies the
+    /// per-token loss gradient (1/(N·M) averages over M micro-batches of N tokens).
+    public func backward(slot: Int, dOutput: UnsafePointer<Float>? = nil, lossScale: Float) {
+        let a = slots[slot]
+        let N = tokensPerMicrobatch, C = config.dModel, V = config.vocabSize
+        let s = scratch
+        if stage.hasHead {
+            let xLast = UnsafePointer(a.output)
+            crossEntropyBackward(s.dlogits!, a.logits!, a.lse!, a.targets, N, V, scale: lossScale)
+            linearBackward(s.dln, g.lmHead!, s.dlogits!, a.lnf!, p.lmHead!, N, C, V)
+            s.dres.initialize(repeating: 0, count: N * C)
+            rmsnormBackward(s.dres, g.lnf!, s.dln, xLast, p.lnf!, a.lnfRstd!, N, C)
+        } else {
+            guard let dOutput else { preconditionFailure("backward on a non-last stage needs dOutput") }
+            s.dres.update(from: dOutput, count: N * C)
+        }
+        for i in stride(from: p.layers.count - 1, through: 0, by: -1) {
+            let x = i == 0 ? UnsafePointer(a.input) : UnsafePointer(a.layers[i - 1].res2)
+            layerBackward(x, a.layers[i], p.layers[i], g.layers[i])
+        }
+        if stage.hasEmbedding { embeddingBackward(g.wte!, s.dres, a.ids, N, C) }
+    }
+
+    // X_next = H + relu²(Norm(H)·W_fc)·W_2, with H = X + Attn(Norm(X))·W_O.
+    private func layerForward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams) {
+        let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
+        let N = B * T, eps = config.normEps
+        rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, N, C, eps: eps)
+        linearForward(a.qkv, a.ln1, w.qkv, N, C, 3 * C)
+        ropeApply(a.qkv, rope, B, T, C, NH)
+        attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
+        a.res1.update(from: x, count: N * C)
+        linearForward(a.res1, a.atty, w.attProj, N, C, C, accumulate: true)
+        rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
+        linearForward(a.fch, a.ln2, w.fc, N, C, H)
+        reluSquaredForward(a.fca, a.fch, N * H)
+        a.res2.update(from: a.res1, count: N * C)
+        linearForward(a.res2, a.fca, w.fcProj, N, H, C, accumulate: true)
+    }
+
+    // On entry scratch.dres holds dL/dX_next; on exit it holds dL/dX. The residual adds
+    // pass the gradient through unchanged, so one buffer carries it across the block.
+    private func layerBackward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams, _ dw: LayerParams) {
+        let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
+        let N = B * T, s = scratch
+        linearBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, N, H, C)
+        reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
+        linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
+        rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
+        linearBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, N, C, C)
+        attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
+        ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
+        linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)
+        rmsnormBackward(s.dres, dw.ln1, s.dln, x, w.ln1, a.ln1Rstd, N, C)
+    }
+
+    /// Σ grad² over this stage's parameters (the global norm all-reduces these).
+    public func gradSumSquares() -> Double {
+        var s: Double = 0
+        let gp = grads.ptr
+        var i = 0
+        while i < grads.count {
+            let hi = min(grads.count, i + 4096)
+            var part: Float = 0
+            for j in i..<hi { part += gp[j] * gp[j] }
+            s += Double(part); i = hi
+        }
+        return s
+    }
+
+    /// Forward FLOPs per token of this stage's matmuls (attention counted causally).
+    public var forwardFlopsPerToken: Double {
+        let C = Double(config.dModel), H = Double(config.mlpHidden), T = Double(config.seqLen)
+        let perLayer = 2 * (3 * C * C + C * C + 2 * C * H) + 2 * 2 * C * (T + 1) / 2
+        return Double(stage.layers.count) * perLayer + (stage.hasHead ? 2 * C * Double(config.vocabSize) : 0)
+    }
+}

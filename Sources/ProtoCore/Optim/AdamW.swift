@@ -1,0 +1,55 @@
+// AdamW with decoupled weight decay, over one stage's flat parameter buffer.
+import Foundation
+
+/// Hyper-parameters of the optimizer (PyTorch's AdamW semantics).
+public struct AdamWConfig: Codable, Equatable, Sendable {
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.95
+    public var eps: Float = 1e-8
+    public var weightDecay: Float = 0.1
+    public init(beta1: Float = 0.9, beta2: Float = 0.95, eps: Float = 1e-8, weightDecay: Float = 0.1) {
+        self.beta1 = beta1; self.beta2 = beta2; self.eps = eps; self.weightDecay = weightDecay
+    }
+}
+
+/// First and second moments for every parameter, in one allocation each.
+public final class AdamW {
+    public let config: AdamWConfig
+    public let m: FloatBuffer
+    public let v: FloatBuffer
+    /// Steps taken so far (bias correction uses t after increment).
+    public var t: Int = 0
+    private let decayRanges: [Range<Int>]
+
+    public init(layout: ParamLayout, config: AdamWConfig) {
+        self.config = config
+        m = FloatBuffer(count: layout.count); v = FloatBuffer(count: layout.count)
+        decayRanges = layout.tensors.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }
+    }
+
+    /// One update. `gradScale` multiplies every gradient first (global-norm clipping).
+    /// p ← p·(1 − lr·wd) on decayed tensors, then p ← p − lr·m̂/(√v̂ + eps).
+    public func step(params: FloatBuffer, grads: FloatBuffer, lr: Float, gradScale: Float = 1) {
+        t += 1
+        let b1 = config.beta1, b2 = config.beta2, eps = config.eps
+        let bc1 = 1 - pow(b1, Float(t)), bc2 = 1 - pow(b2, Float(t))
+        let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
+        let decay = 1 - lr * config.weightDecay
+        let p = params.ptr, g = grads.ptr, mp = m.ptr, vp = v.ptr
+        for r in decayRanges { for i in r { p[i] *= decay } }
+        Parallel.chunks(params.count, minPerChunk: 1 << 14) { lo, hi in
+            for i in lo..<hi {
+                let gi = g[i] * gradScale
+                mp[i] = b1 * mp[i] + (1 - b1) * gi
+                vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + eps)
+            }
+        }
+    }
+
+    /// The clipping multiplier for a global gradient norm (PyTorch's clip_grad_norm_ rule).
+    public static func clipScale(globalNorm: Double, maxNorm: Float) -> Float {
+        guard maxNorm > 0 else { return 1 }
+        return Float(min(1, Double(maxNorm) / (globalNorm + 1e-6)))
+    }
+}

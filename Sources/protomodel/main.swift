@@ -1,0 +1,2 @@
+import ProtoCore
+print("placeholder")

@@ -1,0 +1,97 @@
+// Finite-difference checks of every kernel's backward against its forward.
+import XCTest
+import ProtoCore
+
+final class KernelGradientTests: XCTestCase {
+    func testRMSNorm() {
+        let N = 5, C = 12
+        let x = buf(randomArray(N * C, seed: 1)), w = buf(randomArray(C, seed: 2, std: 0.5).map { $0 + 1 })
+        let r = randomArray(N * C, seed: 3)
+        let out = zeros(N * C), rstd = zeros(N), dx = zeros(N * C), dw = zeros(C)
+        func f() -> Double { rmsnormForward(out.ptr, rstd.ptr, x.ptr, w.ptr, N, C, eps: 1e-5); return readout(out.ptr, r) }
+        _ = f()
+        rmsnormBackward(dx.ptr, dw.ptr, r, x.ptr, w.ptr, rstd.ptr, N, C)
+        checkGradient("rmsnorm dx", x: x.ptr, analytic: dx.ptr, count: N * C, f: f)
+        checkGradient("rmsnorm dw", x: w.ptr, analytic: dw.ptr, count: C, f: f)
+    }
+
+    func testLinear() {
+        let N = 6, C = 7, OC = 5
+        let x = buf(randomArray(N * C, seed: 4)), w = buf(randomArray(C * OC, seed: 5))
+        let r = randomArray(N * OC, seed: 6)
+        let out = zeros(N * OC), dx = zeros(N * C), dw = zeros(C * OC)
+        func f() -> Double { linearForward(out.ptr, x.ptr, w.ptr, N, C, OC); return readout(out.ptr, r) }
+        _ = f()
+        linearBackward(dx.ptr, dw.ptr, r, x.ptr, w.ptr, N, C, OC)
+        checkGradient("linear dx", x: x.ptr, analytic: dx.ptr, count: N * C, f: f)
+        checkGradient("linear dw", x: w.ptr, analytic: dw.ptr, count: C * OC, f: f)
+    }
+
+    func testReluSquared() {
+        let n = 40
+        let x = buf(randomArray(n, seed: 7))
+        let r = randomArray(n, seed: 8)
+        let out = zeros(n), dx = zeros(n)
+        func f() -> Double { reluSquaredForward(out.ptr, x.ptr, n); return readout(out.ptr, r) }
+        _ = f()
+        reluSquaredBackward(dx.ptr, r, x.ptr, n)
+        checkGradient("relu² dx", x: x.ptr, analytic: dx.ptr, count: n, eps: 1e-3, f: f)
+    }
+
+    func testEmbedding() {
+        let V = 5, C = 4, N = 7
+        let wte = buf(randomArray(V * C, seed: 9))
+        let ids: [Int32] = [0, 3, 3, 1, 4, 0, 3]
+        let r = randomArray(N * C, seed: 10)
+        let out = zeros(N * C), dw = zeros(V * C)
+        func f() -> Double { embeddingForward(out.ptr, ids, wte.ptr, N, C); return readout(out.ptr, r) }
+        _ = f()
+        embeddingBackward(dw.ptr, r, ids, N, C)
+        checkGradient("embedding dwte", x: wte.ptr, analytic: dw.ptr, count: V * C, f: f)
+        XCTAssertEqual(dw.ptr[2 * C], 0, "row 2 is never looked up")
+    }
+
+    func testCrossEntropy() {
+        let N = 4, V = 9
+        let logits = buf(randomArray(N * V, seed: 11))
+        let t: [Int32] = [0, 8, 3, 3]
+        let losses = zeros(N), lse = zeros(N), d = zeros(N * V)
+        func f() -> Double { Double(crossEntropyForward(losses.ptr, lse.ptr, logits.ptr, t, N, V)) }
+        _ = f()
+        crossEntropyBackward(d.ptr, logits.ptr, lse.ptr, t, N, V, scale: 1 / Float(N))
+        checkGradient("cross-entropy dlogits", x: logits.ptr, analytic: d.ptr, count: N * V, eps: 1e-2, f: f)
+    }
+
+    func testRoPEInverseIsTranspose() {
+        // Backward of a rotation is its transpose: <rope(a), b> == <a, rope⁻¹(b)>.
+        let B = 2, T = 5, C = 8, NH = 2, n = B * T * 3 * C
+        let table = RoPETable(T: T, headSize: C / NH, base: 10000)
+        let a0 = randomArray(n, seed: 12), b0 = randomArray(n, seed: 13)
+        let a = buf(a0), b = buf(b0)
+        ropeApply(a.ptr, table, B, T, C, NH)
+        ropeApply(b.ptr, table, B, T, C, NH, inverse: true)
+        assertClose(readout(a.ptr, b0), readout(b.ptr, a0), rtol: 1e-5, "rope adjoint")
+        XCTAssertGreaterThan(relError(a.toArray(), a0), 1e-3, "rope rotates positions > 0")
+        ropeApply(a.ptr, table, B, T, C, NH, inverse: true)
+        XCTAssertLessThan(relError(a.toArray(), a0), 1e-6, "rope then inverse is identity")
+    }
+
+    func testAttentionAcrossRowBlocks() {
+        // T = 70 > 64 exercises two causal row blocks.
+        let B = 1, T = 70, C = 8, NH = 2
+        let qkv = buf(randomArray(B * T * 3 * C, seed: 14, std: 0.5))
+        let r = randomArray(B * T * C, seed: 15)
+        let out = zeros(B * T * C), att = zeros(B * NH * T * T), dqkv = zeros(B * T * 3 * C), datt = zeros(B * NH * T * T)
+        func f() -> Double { attentionForward(out.ptr, att.ptr, qkv.ptr, B, T, C, NH); return readout(out.ptr, r) }
+        _ = f()
+        // Causality: row t of the probabilities sums to 1 over keys 0...t and is 0 beyond.
+        let probs = att.toArray()
+        for t in [0, 63, 64, 69] {
+            let row = probs[(t * T)..<(t * T + T)]
+            assertClose(Double(row.prefix(t + 1).reduce(0, +)), 1, rtol: 1e-5, "att row \(t) sum")
+            XCTAssertEqual(row.dropFirst(t + 1).reduce(0, +), 0, "att row \(t) is causal")
+        }
+        attentionBackward(dqkv.ptr, datt.ptr, r, qkv.ptr, att.ptr, B, T, C, NH)
+        checkGradient("attention dqkv", x: qkv.ptr, analytic: dqkv.ptr, count: B * T * 3 * C, samples: 10, eps: 1e-2, f: f)
+    }
+}
