@@ -10,11 +10,10 @@ public func crossEntropyForward(_ losses: UnsafeMutablePointer<Float>, _ lse: Un
     Parallel.chunks(N, minPerChunk: 64) { lo, hi in
         for i in lo..<hi {
             let row = logits + i * V
-            var mx = -Float.infinity
-            for j in 0..<V { mx = max(mx, row[j]) }
-            var sum: Float = 0
-            for j in 0..<V { sum += expf(row[j] - mx) }
-            let l = mx + logf(sum)
+            let mx = maxValue(row, V)
+            var s: Float = 0
+            for j in 0..<V { s += expPoly(row[j] - mx) }
+            let l = mx + logf(s)
             lse[i] = l
             losses[i] = l - row[Int(targets[i])]
         }
@@ -32,7 +31,7 @@ public func crossEntropyBackward(_ dlogits: UnsafeMutablePointer<Float>, _ logit
         for i in lo..<hi {
             let row = logits + i * V, d = dlogits + i * V
             let l = lse[i]
-            for j in 0..<V { d[j] = expf(row[j] - l) * scale }
+            expShifted(d, row, V, shift: l, scale: scale)
             d[Int(targets[i])] -= scale
         }
     }

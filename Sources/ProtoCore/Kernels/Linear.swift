@@ -4,7 +4,7 @@
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ N: Int, _ C: Int, _ OC: Int,
                           accumulate: Bool = false) {
-    BLAS.gemm(M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: OC,
+    BLAS.gemmParallel(M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: OC,
               beta: accumulate ? 1 : 0, C: out, ldc: OC)
 }
 
@@ -15,9 +15,9 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
                            _ weight: UnsafePointer<Float>, _ N: Int, _ C: Int, _ OC: Int,
                            accumulateInput: Bool = false) {
     if let dinp {
-        BLAS.gemm(transB: true, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: OC,
+        BLAS.gemmParallel(transB: true, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: OC,
                   beta: accumulateInput ? 1 : 0, C: dinp, ldc: C)
     }
-    BLAS.gemm(transA: true, M: C, N: OC, K: N, A: inp, lda: C, B: dout, ldb: OC,
+    BLAS.gemmParallel(transA: true, M: C, N: OC, K: N, A: inp, lda: C, B: dout, ldb: OC,
               beta: 1, C: dweight, ldc: OC)
 }

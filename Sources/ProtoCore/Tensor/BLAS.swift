@@ -1,5 +1,6 @@
 // Row-major sgemm wrapper: every matrix product in protomodel goes through here.
 import CBLAS
+import Dispatch
 
 public enum BLAS {
     /// C[M×N] = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions.
@@ -14,6 +15,39 @@ public enum BLAS {
         if M == 0 || N == 0 { return }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
+    }
+
+    /// The same product split over `Parallel.threads` workers, each a single-threaded sgemm
+    /// on a block of rows (or columns) of C. OpenBLAS's own thread pool stays at one thread:
+    /// its spinning workers fight with ours for the cores otherwise.
+    public static func gemmParallel(
+        transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int,
+        alpha: Float = 1, A: UnsafePointer<Float>, lda: Int,
+        B: UnsafePointer<Float>, ldb: Int,
+        beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int
+    ) {
+        let t = Parallel.threads
+        if t <= 1 || 2 * Double(M) * Double(N) * Double(K) < 4e6 {
+            gemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda,
+                 B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)
+            return
+        }
+        let splitRows = M >= N
+        let extent = splitRows ? M : N
+        let parts = min(t, max(1, extent / 16))
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            // Block boundaries on multiples of 16 keep the kernels' vector tiles whole.
+            let lo = (extent * p / parts) & ~15, hi = p == parts - 1 ? extent : (extent * (p + 1) / parts) & ~15
+            if lo >= hi { return }
+            if splitRows {
+                gemm(transA: transA, transB: transB, M: hi - lo, N: N, K: K, alpha: alpha,
+                     A: transA ? A + lo : A + lo * lda, lda: lda, B: B, ldb: ldb,
+                     beta: beta, C: C + lo * ldc, ldc: ldc)
+            } else {
+                gemm(transA: transA, transB: transB, M: M, N: hi - lo, K: K, alpha: alpha, A: A, lda: lda,
+                     B: transB ? B + lo * ldb : B + lo, ldb: ldb, beta: beta, C: C + lo, ldc: ldc)
+            }
+        }
     }
 
     /// Sets the number of threads OpenBLAS uses for each call (process-wide).

@@ -1,0 +1,39 @@
+// Option groups shared by the subcommands.
+import ArgumentParser
+import ProtoCore
+
+/// Model shape: a preset plus optional overrides.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Model preset: \(ModelConfig.presetNames.joined(separator: ", ")).")
+    var preset: String = "small"
+    @Option(name: .customLong("d-model"), help: "Override the width C.") var dModel: Int?
+    @Option(name: .customLong("n-layer"), help: "Override the number of blocks L.") var nLayer: Int?
+    @Option(name: .customLong("n-head"), help: "Override the number of heads NH.") var nHead: Int?
+    @Option(name: .customLong("seq-len"), help: "Override the sequence length T.") var seqLen: Int?
+    @Option(name: .customLong("vocab-size"), help: "Override the vocabulary size V (normally taken from the tokenizer).") var vocabSize: Int?
+    @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
+
+    func config() throws -> ModelConfig {
+        var c = try ModelConfig.preset(preset)
+        if let v = dModel { c.dModel = v; c.mlpHidden = 4 * v }
+        if let v = nLayer { c.nLayer = v }
+        if let v = nHead { c.nHead = v }
+        if let v = seqLen { c.seqLen = v }
+        if let v = vocabSize { c.vocabSize = v }
+        c.seed = seed
+        try c.validate()
+        return c
+    }
+}
+
+/// Threads for a single-process run (BLAS and the kernels' own loops).
+struct ThreadOptions: ParsableArguments {
+    @Option(help: "Threads for BLAS and the kernels (single-process commands; MPI ranks use 1).")
+    var threads: Int = 1
+
+    func apply() throws {
+        guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads) must be in 1...256") }
+        BLAS.setThreads(1)  // parallelism comes from BLAS.gemmParallel and the kernels
+        Parallel.threads = threads
+    }
+}

@@ -1,2 +1,0 @@
-import ProtoCore
-print("placeholder")
