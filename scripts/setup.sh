@@ -16,3 +16,10 @@ fi
 command -v swift >/dev/null || { echo "setup: swift not found on PATH (need Swift 5.9+)" >&2; exit 1; }
 pkg-config --exists openblas ompi-c || { echo "setup: pkg-config cannot find openblas/ompi-c" >&2; exit 1; }
 echo "setup: system packages ok"
+# Default corpus: the King James Bible from Debian's bible-kjv (public domain), as plain text.
+cd "$(dirname "$0")/.."
+if [ ! -s data/kjv.txt ]; then
+  mkdir -p data
+  bible -l 100000 "gen1:1-rev22:21" > data/kjv.txt.tmp && mv data/kjv.txt.tmp data/kjv.txt
+  echo "setup: wrote data/kjv.txt ($(wc -c < data/kjv.txt) bytes)"
+fi

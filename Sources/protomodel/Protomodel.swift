@@ -6,5 +6,5 @@ struct Protomodel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protomodel",
         abstract: "Pipeline-parallel GPT training over slow links with Protocol Models compression.",
-        subcommands: [BenchEngine.self])
+        subcommands: [Prepare.self, Train.self, Sample.self, BenchEngine.self])
 }

@@ -1,0 +1,191 @@
+// Byte-level BPE: 256 byte tokens plus learned merges. Encode/decode round-trips any bytes.
+import Foundation
+import ProtoCore
+
+/// A trained byte-level BPE tokenizer. Token i < 256 is byte i; token 256+m is merge m.
+public final class Tokenizer: @unchecked Sendable {
+    public static let format = "protomodel-bpe"
+    public static let version = 1
+
+    /// merges[m] = (left, right) token pair that forms token 256+m.
+    public let merges: [(Int32, Int32)]
+    public var vocabSize: Int { 256 + merges.count }
+    private let ranks: [UInt64: Int32]      // pair key → merge index
+    private let bytesOf: [[UInt8]]          // token → its bytes
+    private var cache: [[UInt8]: [UInt16]] = [:]
+    private let cacheLock = NSLock()
+
+    @inline(__always) static func key(_ a: Int32, _ b: Int32) -> UInt64 { UInt64(UInt32(a)) << 32 | UInt64(UInt32(b)) }
+
+    public init(merges: [(Int32, Int32)]) {
+        self.merges = merges
+        var r: [UInt64: Int32] = [:]
+        var bytes = (0..<256).map { [UInt8($0)] }
+        for (m, (a, b)) in merges.enumerated() {
+            r[Self.key(a, b)] = Int32(m)
+            bytes.append(bytes[Int(a)] + bytes[Int(b)])
+        }
+        ranks = r; bytesOf = bytes
+    }
+
+    /// The bytes token `t` stands for.
+    public func bytes(of t: Int) -> [UInt8] { bytesOf[t] }
+
+    // MARK: encode / decode
+
+    public func encode(_ text: String) -> [UInt16] { encode(Array(text.utf8)) }
+
+    public func encode(_ data: [UInt8]) -> [UInt16] {
+        var out: [UInt16] = []
+        out.reserveCapacity(data.count / 3)
+        data.withUnsafeBufferPointer { b in
+            forEachChunk(b) { r in out.append(contentsOf: encodeChunk(Array(b[r]))) }
+        }
+        return out
+    }
+
+    public func decode(_ tokens: [UInt16]) -> [UInt8] {
+        var out: [UInt8] = []
+        for t in tokens { out.append(contentsOf: bytesOf[Int(t)]) }
+        return out
+    }
+
+    /// Decoded text; invalid UTF-8 sequences become U+FFFD.
+    public func decodeText(_ tokens: [UInt16]) -> String { String(decoding: decode(tokens), as: UTF8.self) }
+
+    private func encodeChunk(_ chunk: [UInt8]) -> [UInt16] {
+        cacheLock.lock()
+        if let hit = cache[chunk] { cacheLock.unlock(); return hit }
+        cacheLock.unlock()
+        var sym = chunk.map { Int32($0) }
+        // Repeatedly apply the earliest-learned merge present, as training did.
+        while sym.count > 1 {
+            var best = Int32.max, at = -1
+            for i in 0..<(sym.count - 1) {
+                if let r = ranks[Self.key(sym[i], sym[i + 1])], r < best { best = r; at = i }
+            }
+            if at < 0 { break }
+            let (a, b) = merges[Int(best)]
+            var merged: [Int32] = []
+            merged.reserveCapacity(sym.count)
+            var i = 0
+            while i < sym.count {
+                if i + 1 < sym.count && sym[i] == a && sym[i + 1] == b { merged.append(256 + best); i += 2 }
+                else { merged.append(sym[i]); i += 1 }
+            }
+            sym = merged
+        }
+        let out = sym.map { UInt16($0) }
+        cacheLock.lock(); cache[chunk] = out; cacheLock.unlock()
+        return out
+    }
+
+    // MARK: training
+
+    /// Learns `vocabSize − 256` merges from `data`. Ties break toward the smaller pair so
+    /// the result is deterministic. `progress(done, total)` is called after each merge.
+    public static func train(_ data: [UInt8], vocabSize: Int,
+                             progress: ((Int, Int) -> Void)? = nil) throws -> Tokenizer {
+        guard (257...65536).contains(vocabSize) else {
+            throw ConfigError.invalid(field: "vocab-size", reason: "\(vocabSize) must be in 257...65536 (256 bytes plus at least one merge; tokens are uint16)")
+        }
+        // Unique chunks with their counts; merges only happen inside a chunk.
+        var counts: [[UInt8]: Int] = [:]
+        data.withUnsafeBufferPointer { b in forEachChunk(b) { r in counts[Array(b[r]), default: 0] += 1 } }
+        var words: [[Int32]] = [], freq: [Int] = []
+        for (w, c) in counts where w.count > 1 { words.append(w.map { Int32($0) }); freq.append(c) }
+
+        // Pair counts, kept up to date incrementally: a merge only touches the words that
+        // contain the merged pair (found through `where_`).
+        var pairCount: [UInt64: Int] = [:]
+        var where_: [UInt64: Set<Int>] = [:]
+        for (wi, w) in words.enumerated() {
+            for i in 0..<(w.count - 1) {
+                let k = key(w[i], w[i + 1])
+                pairCount[k, default: 0] += freq[wi]
+                where_[k, default: []].insert(wi)
+            }
+        }
+        var merges: [(Int32, Int32)] = []
+        let target = vocabSize - 256
+        while merges.count < target {
+            var bestKey: UInt64 = 0, bestCount = 0
+            for (k, c) in pairCount where c > bestCount || (c == bestCount && c > 0 && k < bestKey) {
+                bestKey = k; bestCount = c
+            }
+            if bestCount < 2 { break }  // nothing left worth merging: a smaller vocabulary
+            let a = Int32(truncatingIfNeeded: bestKey >> 32), b = Int32(truncatingIfNeeded: bestKey & 0xFFFF_FFFF)
+            let newTok = Int32(256 + merges.count)
+            merges.append((a, b))
+            for wi in where_[bestKey] ?? [] {
+                let w = words[wi], f = freq[wi]
+                for i in 0..<(w.count - 1) {  // remove the word's old pairs
+                    let k = key(w[i], w[i + 1])
+                    pairCount[k, default: 0] -= f
+                }
+                var nw: [Int32] = []
+                nw.reserveCapacity(w.count)
+                var i = 0
+                while i < w.count {
+                    if i + 1 < w.count && w[i] == a && w[i + 1] == b { nw.append(newTok); i += 2 }
+                    else { nw.append(w[i]); i += 1 }
+                }
+                for i in 0..<max(0, nw.count - 1) {  // add its new pairs
+                    let k = key(nw[i], nw[i + 1])
+                    pairCount[k, default: 0] += f
+                    where_[k, default: []].insert(wi)
+                }
+                words[wi] = nw
+            }
+            pairCount[bestKey] = nil
+            where_[bestKey] = nil
+            progress?(merges.count, target)
+        }
+        return Tokenizer(merges: merges)
+    }
+
+    // MARK: file
+
+    struct FileFormat: Codable {
+        var format: String
+        var version: Int
+        var vocab_size: Int
+        var merges: [[Int32]]
+    }
+
+    /// Writes the tokenizer as versioned JSON (atomically).
+    public func save(to url: URL) throws {
+        let f = FileFormat(format: Self.format, version: Self.version, vocab_size: vocabSize,
+                           merges: merges.map { [$0.0, $0.1] })
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        try AtomicFile.write(try enc.encode(f), to: url)
+    }
+
+    /// Loads and checks a tokenizer file.
+    public static func load(from url: URL) throws -> Tokenizer {
+        let p = url.path
+        guard FileManager.default.fileExists(atPath: p) else {
+            throw DataError.missing(path: p, fix: "run `protomodel prepare` to create the tokenizer and shards")
+        }
+        let data = try Data(contentsOf: url)
+        guard let f = try? JSONDecoder().decode(FileFormat.self, from: data) else {
+            throw DataError.badTokenizer(path: p, problem: "not a protomodel tokenizer file (JSON with format/version/merges expected)")
+        }
+        guard f.format == format else { throw DataError.badTokenizer(path: p, problem: "format '\(f.format)', expected '\(format)'") }
+        guard f.version == version else {
+            throw DataError.badTokenizer(path: p, problem: "version \(f.version), this protomodel reads version \(version)")
+        }
+        var merges: [(Int32, Int32)] = []
+        for (m, pair) in f.merges.enumerated() {
+            guard pair.count == 2, pair.allSatisfy({ $0 >= 0 && $0 < 256 + m }) else {
+                throw DataError.badTokenizer(path: p, problem: "merge \(m) is \(pair), which names a token not yet defined")
+            }
+            merges.append((pair[0], pair[1]))
+        }
+        guard f.vocab_size == 256 + merges.count else {
+            throw DataError.badTokenizer(path: p, problem: "vocab_size \(f.vocab_size) but \(merges.count) merges (expected \(256 + merges.count))")
+        }
+        return Tokenizer(merges: merges)
+    }
+}

@@ -1,0 +1,35 @@
+// `protomodel sample`: generate text from a trained model.
+import ArgumentParser
+import Foundation
+import ProtoCore
+import ProtoData
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Generate text from a trained model (single process).")
+
+    @Option(name: .customLong("run"), help: "Run folder written by `protomodel train` (model.bin, tokenizer.json).") var runDir: String = "runs/latest"
+    @Option(help: "Text to continue.") var prompt: String = "And God said"
+    @Option(help: "Tokens to generate.") var tokens: Int = 200
+    @Option(help: "Sampling temperature (0 = greedy).") var temperature: Float = 0.8
+    @Option(name: .customLong("top-k"), help: "Sample among the k most likely tokens (0 = all).") var topK: Int = 40
+    @Option(help: "Sampling seed.") var seed: UInt64 = 1
+
+    mutating func validate() throws {
+        if tokens < 1 { throw ValidationError("--tokens must be at least 1") }
+        if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
+        if topK < 0 { throw ValidationError("--top-k must be ≥ 0") }
+    }
+
+    func run() throws {
+        let dir = URL(fileURLWithPath: runDir)
+        let model = try ModelFile.load(dir.appendingPathComponent("model.bin"))
+        let tok = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
+        guard tok.vocabSize == model.config.vocabSize else {
+            throw ValidationError("\(runDir)/tokenizer.json has \(tok.vocabSize) tokens but the model expects \(model.config.vocabSize); the two files come from different runs")
+        }
+        let ids = tok.encode(prompt).map { Int32($0) }
+        let out = Sampler.generate(model, prompt: ids, count: tokens,
+                                   config: SamplingConfig(temperature: temperature, topK: topK, seed: seed))
+        print(prompt + tok.decodeText(out.map { UInt16($0) }))
+    }
+}

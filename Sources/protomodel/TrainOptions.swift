@@ -1,0 +1,35 @@
+// Options of a training run (shared by `train` and, later, `bench`).
+import ArgumentParser
+import ProtoCore
+
+struct TrainOptions: ParsableArguments {
+    @Option(help: "Data folder written by `protomodel prepare` (tokenizer.json, train_*.bin, val_*.bin).")
+    var data: String = "data/kjv"
+    @Option(help: "Optimizer steps.") var steps: Int = 300
+    @Option(name: .customLong("batch-size"), help: "Rows (sequences) per micro-batch (B).") var batchSize: Int = 8
+    @Option(help: "Micro-batches per step (M); tokens per step = M·B·T.") var microbatches: Int = 1
+    @Option(help: "Peak learning rate.") var lr: Float = 3e-3
+    @Option(name: .customLong("min-lr"), help: "Final learning rate of the cosine decay (default lr/10).") var minLR: Float?
+    @Option(help: "Warm-up steps (default: 10% of steps).") var warmup: Int?
+    @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay (matrices only).") var weightDecay: Float = 0.1
+    @Option(name: .customLong("grad-clip"), help: "Global gradient-norm clip (0 disables).") var gradClip: Float = 1.0
+    @Option(name: .customLong("data-seed"), help: "Seed for the order of training windows.") var dataSeed: UInt64 = 42
+    @Option(name: .customLong("eval-every"), help: "Validation loss every N steps (0: only at the end).") var evalEvery: Int = 50
+    @Option(name: .customLong("eval-batches"), help: "Micro-batches in the fixed validation slice.") var evalBatches: Int = 8
+    @Option(help: "Write JSON Lines here: a header line, then one object per step.") var log: String?
+    @Option(help: "Folder for the trained model (model.bin) and its tokenizer.") var out: String = "runs/latest"
+
+    func trainConfig() throws -> TrainConfig {
+        var t = TrainConfig()
+        t.batchSize = batchSize; t.microbatches = microbatches; t.steps = steps
+        let w = warmup ?? max(1, steps / 10)
+        t.schedule = LRSchedule(maxLR: lr, minLR: minLR ?? lr / 10, warmupSteps: w, totalSteps: steps)
+        t.adamw.weightDecay = weightDecay
+        t.gradClip = gradClip
+        t.dataSeed = dataSeed
+        try t.validate()
+        if evalEvery < 0 { throw ValidationError("--eval-every \(evalEvery) must be ≥ 0") }
+        if evalBatches < 1 { throw ValidationError("--eval-batches \(evalBatches) must be at least 1") }
+        return t
+    }
+}
