@@ -23,17 +23,20 @@ let package = Package(
         .target(name: "ProtoCore", dependencies: ["CBLAS"], swiftSettings: fast),
         // Corpus, tokenizer, token shards, data loader.
         .target(name: "ProtoData", dependencies: ["ProtoCore"], swiftSettings: fast),
-        // Thin checked wrapper over the MPI C API.
-        .target(name: "ProtoMPI", dependencies: ["CMPI"], swiftSettings: fast),
+        // Schedules, the stage interpreter, wire codecs, links (in-memory), link emulator.
+        .target(name: "ProtoPipeline", dependencies: ["ProtoCore"], swiftSettings: fast),
+        // Thin checked wrapper over the MPI C API, and the MPI stage link.
+        .target(name: "ProtoMPI", dependencies: ["CMPI", "ProtoPipeline"], swiftSettings: fast),
         .executableTarget(
             name: "protomodel",
             dependencies: [
-                "ProtoCore", "ProtoData", "ProtoMPI",
+                "ProtoCore", "ProtoData", "ProtoPipeline", "ProtoMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
         .testTarget(name: "ProtoCoreTests", dependencies: ["ProtoCore"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ProtoDataTests", dependencies: ["ProtoData"]),
+        .testTarget(name: "ProtoPipelineTests", dependencies: ["ProtoPipeline", "ProtoData"]),
     ]
 )

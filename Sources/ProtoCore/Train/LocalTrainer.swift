@@ -6,6 +6,7 @@ public struct StepResult: Sendable {
     public var loss: Float        // mean over the step's micro-batches
     public var gradNorm: Double   // before clipping
     public var lr: Float
+    public init(loss: Float, gradNorm: Double, lr: Float) { self.loss = loss; self.gradNorm = gradNorm; self.lr = lr }
 }
 
 /// One micro-batch of token ids and next-token targets, each B·T long.

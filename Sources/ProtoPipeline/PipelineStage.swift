@@ -1,0 +1,200 @@
+// The interpreter: runs one stage's action list for a training or evaluation step, moving
+// boundary tensors through its codec and link.
+import Foundation
+import ProtoCore
+
+/// What one stage measured during one step. Gathered to rank 0 as a flat vector.
+public struct StageStepMetrics: Sendable, Equatable {
+    public var lossSum: Double = 0          // Σ micro-batch mean losses (last stage only)
+    public var gradSumSquares: Double = 0   // this stage's Σ grad² before clipping
+    public var forwardSeconds: Double = 0   // compute (thread CPU) in forwards
+    public var backwardSeconds: Double = 0
+    public var optimizerSeconds: Double = 0
+    public var codecSeconds: Double = 0     // encode + decode
+    public var recvWaitSeconds: Double = 0  // wall time blocked in receives
+    public var stepWallSeconds: Double = 0
+    public var bytesSentForward: Double = 0
+    public var bytesSentBackward: Double = 0
+    public var bytesSentTargets: Double = 0
+
+    public static let fieldCount = 11
+    public var vector: [Double] {
+        [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
+         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets]
+    }
+    public init() {}
+    public init(_ v: [Double]) {
+        precondition(v.count == Self.fieldCount)
+        (lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
+         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets) =
+            (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
+    }
+    public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
+}
+
+public final class PipelineStage {
+    public let model: StageModel
+    public let optimizer: AdamW
+    public let train: TrainConfig
+    public let schedule: PipelineSchedule
+    public let codec: WireCodec
+    public var comm: StageComm
+    public var stageIndex: Int { comm.stage }
+    public var isFirst: Bool { comm.stage == 0 }
+    public var isLast: Bool { comm.stage == comm.stages - 1 }
+    private let actions: [Action]
+    private let evalActions: [Action]
+    private var slotOf: [Int: Int] = [:]
+    private var freeSlots: [Int]
+    private var ids: [[Int32]]       // per micro-batch token ids (from data or the wire)
+    private var targets: [[Int32]]   // per micro-batch targets (last stage)
+    private let dOut: FloatBuffer    // decoded gradient of our output
+
+    /// `stage` is this rank's part of the model; the first stage must be rank 0.
+    public init(config: ModelConfig, stage: StageSpec, train: TrainConfig, schedule: PipelineSchedule,
+                codec: WireCodec, comm: StageComm) {
+        self.train = train; self.schedule = schedule; self.codec = codec; self.comm = comm
+        actions = schedule.actions(stage: comm.stage)
+        evalActions = schedule.evalActions(stage: comm.stage)
+        let slots = max(1, schedule.maxInFlight(stage: comm.stage))
+        model = StageModel(config: config, stage: stage, batchSize: train.batchSize, slots: slots)
+        optimizer = AdamW(layout: model.layout, config: train.adamw)
+        freeSlots = Array((0..<slots).reversed())
+        let N = model.tokensPerMicrobatch
+        ids = Array(repeating: [Int32](repeating: 0, count: N), count: schedule.microbatches)
+        targets = ids
+        dOut = FloatBuffer(count: comm.stage == comm.stages - 1 ? 1 : N * config.dModel)
+    }
+
+    /// One training step. The first stage passes the step's M micro-batches (it loads the
+    /// data); the others pass nil. Returns what this stage measured; after it, every stage
+    /// has applied its own AdamW update with the globally clipped gradient.
+    public func trainStep(_ step: Int, batches: [Microbatch]?) throws -> StageStepMetrics {
+        model.zeroGrad()
+        return try run(actions, step: step, batches: batches)
+    }
+
+    /// Forward-only pass over `batches` (first stage) for validation; loss on the last stage.
+    public func evalStep(batches: [Microbatch]?) throws -> StageStepMetrics {
+        try run(evalActions, step: -1, batches: batches)
+    }
+
+    private func run(_ list: [Action], step: Int, batches: [Microbatch]?) throws -> StageStepMetrics {
+        let N = model.tokensPerMicrobatch, d = model.config.dModel
+        let M = schedule.microbatches
+        if isFirst {
+            guard let batches, batches.count == M else {
+                throw LinkError("stage 0 needs \(M) micro-batches for the step, got \(batches?.count ?? 0)")
+            }
+            for m in 0..<M {
+                precondition(batches[m].ids.count == N, "micro-batch of \(batches[m].ids.count) tokens, expected \(N)")
+                ids[m] = batches[m].ids; targets[m] = batches[m].targets
+            }
+        }
+        var met = StageStepMetrics()
+        let stepStart = Clock.wall()
+        let lossScale = 1 / Float(N * M)
+        for a in list {
+            switch a {
+            case let .sendTargets(m):
+                let b = WireBuffer(payloadBytes: 4 * N)
+                targets[m].withUnsafeBytes { b.payload.copyMemory(from: $0.baseAddress!, byteCount: 4 * N) }
+                try comm.sendTargets(m, b)
+                met.bytesSentTargets += Double(b.count)
+            case let .recvTargets(m):
+                let b = try timedRecv(&met) { try comm.recvTargets(m) }
+                guard b.payloadBytes == 4 * N else { throw LinkError("stage \(stageIndex): targets message of \(b.payloadBytes) bytes, expected \(4 * N)") }
+                targets[m].withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: b.payload, byteCount: 4 * N) }
+            case let .recvForward(m):
+                let b = try timedRecv(&met) { try comm.recvForward(m) }
+                let slot = takeSlot(m)
+                let t0 = Clock.threadCPU()
+                try ids[m].withUnsafeMutableBufferPointer {
+                    try codec.decodeForward(b, into: model.input(slot: slot), ids: $0.baseAddress!, n: N, d: d)
+                }
+                met.codecSeconds += Clock.threadCPU() - t0
+            case let .forward(m):
+                let slot = slotOf[m] ?? takeSlot(m)
+                let t0 = Clock.threadCPU()
+                let loss = ids[m].withUnsafeBufferPointer { i in
+                    targets[m].withUnsafeBufferPointer { t in
+                        model.forward(slot: slot, ids: i.baseAddress!, targets: isLast ? t.baseAddress! : nil)
+                    }
+                }
+                met.forwardSeconds += Clock.threadCPU() - t0
+                if let loss {
+                    guard loss.isFinite else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step, microbatch: m) }
+                    met.lossSum += Double(loss)
+                }
+                if step < 0 && isLast { releaseSlot(m) }  // evaluation keeps nothing for backward
+            case let .sendForward(m):
+                let t0 = Clock.threadCPU()
+                let b = ids[m].withUnsafeBufferPointer { codec.encodeForward(model.output(slot: slotOf[m]!), ids: $0.baseAddress!, n: N, d: d) }
+                met.codecSeconds += Clock.threadCPU() - t0
+                try comm.sendForward(m, b)
+                met.bytesSentForward += Double(b.count)
+                if step < 0 { releaseSlot(m) }
+            case let .recvBackward(m):
+                let b = try timedRecv(&met) { try comm.recvBackward(m) }
+                let t0 = Clock.threadCPU()
+                try ids[m].withUnsafeBufferPointer { try codec.decodeBackward(b, into: dOut.ptr, ids: $0.baseAddress!, n: N, d: d) }
+                met.codecSeconds += Clock.threadCPU() - t0
+            case let .backward(m):
+                let t0 = Clock.threadCPU()
+                model.backward(slot: slotOf[m]!, dOutput: isLast ? nil : UnsafePointer(dOut.ptr), lossScale: lossScale)
+                met.backwardSeconds += Clock.threadCPU() - t0
+                releaseSlot(m)
+            case let .sendBackward(m):
+                let t0 = Clock.threadCPU()
+                let b = ids[m].withUnsafeBufferPointer { codec.encodeBackward(model.inputGradient, ids: $0.baseAddress!, n: N, d: d) }
+                met.codecSeconds += Clock.threadCPU() - t0
+                try comm.sendBackward(m, b)
+                met.bytesSentBackward += Double(b.count)
+            case .optimizerStep:
+                let t0 = Clock.threadCPU()
+                let local = model.gradSumSquares()
+                met.optimizerSeconds += Clock.threadCPU() - t0
+                let global = try comm.link.allreduceSum([local])[0]
+                guard global.isFinite else { throw NonFiniteError(what: "gradient norm", stage: stageIndex, step: step, microbatch: nil) }
+                let t1 = Clock.threadCPU()
+                met.gradSumSquares = local
+                optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
+                               gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
+                met.optimizerSeconds += Clock.threadCPU() - t1
+            }
+        }
+        try comm.link.waitSends()
+        met.stepWallSeconds = Clock.wall() - stepStart
+        return met
+    }
+
+    private func timedRecv(_ met: inout StageStepMetrics, _ body: () throws -> WireBuffer) throws -> WireBuffer {
+        let t0 = Clock.wall()
+        let b = try body()
+        met.recvWaitSeconds += Clock.wall() - t0
+        return b
+    }
+
+    private func takeSlot(_ m: Int) -> Int {
+        if let s = slotOf[m] { return s }
+        guard let s = freeSlots.popLast() else { preconditionFailure("stage \(stageIndex): no free activation slot for micro-batch \(m)") }
+        slotOf[m] = s
+        return s
+    }
+
+    private func releaseSlot(_ m: Int) {
+        if let s = slotOf.removeValue(forKey: m) { freeSlots.append(s) }
+    }
+}
+
+/// A NaN or infinity in the loss or gradients: the run stops with the step and stage named.
+public struct NonFiniteError: Error, CustomStringConvertible {
+    public var what: String
+    public var stage: Int
+    public var step: Int
+    public var microbatch: Int?
+    public var description: String {
+        "non-finite \(what) on stage \(stage) at step \(step)" + (microbatch.map { ", micro-batch \($0)" } ?? "")
+            + " — weights were not updated; lower --lr, keep --grad-clip on, or resume from the last checkpoint"
+    }
+}

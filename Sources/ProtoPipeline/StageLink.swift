@@ -1,0 +1,73 @@
+// Point-to-point transport between stages and the few collectives a step needs. Two
+// implementations: MPI (ProtoMPI) and in-memory threads (tests, one process).
+
+public protocol StageLink: AnyObject {
+    var rank: Int { get }
+    var size: Int { get }
+    /// Starts sending `buf` to `dest`; the link keeps it alive until `waitSends`.
+    func send(_ buf: WireBuffer, to dest: Int, tag: Int) throws
+    /// Blocks until the next message with `tag` from `source` arrives.
+    func recv(from source: Int, tag: Int) throws -> WireBuffer
+    /// Completes every send started so far.
+    func waitSends() throws
+    /// Element-wise sum over all ranks, identical on every rank.
+    func allreduceSum(_ values: [Double]) throws -> [Double]
+    /// Every rank's `values` (same length everywhere) at `root`; nil on the other ranks.
+    func gather(_ values: [Double], root: Int) throws -> [[Double]]?
+    func barrier() throws
+}
+
+/// Message kinds; the tag of a message is kind·8192 + micro-batch (stays below 32768, the
+/// smallest tag bound MPI guarantees).
+public enum MessageKind: UInt32, Sendable {
+    case forward = 1, backward = 2, targets = 3
+    public func tag(_ microbatch: Int) -> Int { Int(rawValue) * 8192 + microbatch % 8192 }
+}
+
+/// The paired calls a stage makes on its link. Each names the call it pairs with on the
+/// neighbouring stage; the schedule guarantees every send has its receive.
+public struct StageComm {
+    public let link: StageLink
+    public let stage: Int
+    public let stages: Int
+    /// Clock stamped into every message (the link emulator reads it at the receiver).
+    public var clock: () -> Double = { 0 }
+
+    public init(link: StageLink, stage: Int, stages: Int) { self.link = link; self.stage = stage; self.stages = stages }
+
+    private func stamp(_ b: WireBuffer, _ kind: MessageKind, _ m: Int) {
+        b.kind = kind.rawValue; b.microbatch = UInt32(m); b.sentAt = clock()
+    }
+
+    /// Pairs with `recvForward` on stage + 1.
+    public func sendForward(_ m: Int, _ b: WireBuffer) throws {
+        stamp(b, .forward, m); try link.send(b, to: stage + 1, tag: MessageKind.forward.tag(m))
+    }
+    /// Pairs with `sendForward` on stage − 1.
+    public func recvForward(_ m: Int) throws -> WireBuffer {
+        try checked(link.recv(from: stage - 1, tag: MessageKind.forward.tag(m)), .forward, m, from: stage - 1)
+    }
+    /// Pairs with `recvBackward` on stage − 1.
+    public func sendBackward(_ m: Int, _ b: WireBuffer) throws {
+        stamp(b, .backward, m); try link.send(b, to: stage - 1, tag: MessageKind.backward.tag(m))
+    }
+    /// Pairs with `sendBackward` on stage + 1.
+    public func recvBackward(_ m: Int) throws -> WireBuffer {
+        try checked(link.recv(from: stage + 1, tag: MessageKind.backward.tag(m)), .backward, m, from: stage + 1)
+    }
+    /// First stage only; pairs with `recvTargets` on the last stage.
+    public func sendTargets(_ m: Int, _ b: WireBuffer) throws {
+        stamp(b, .targets, m); try link.send(b, to: stages - 1, tag: MessageKind.targets.tag(m))
+    }
+    /// Last stage only; pairs with `sendTargets` on the first stage.
+    public func recvTargets(_ m: Int) throws -> WireBuffer {
+        try checked(link.recv(from: 0, tag: MessageKind.targets.tag(m)), .targets, m, from: 0)
+    }
+
+    private func checked(_ b: WireBuffer, _ kind: MessageKind, _ m: Int, from: Int) throws -> WireBuffer {
+        guard b.count >= WireBuffer.headerBytes, b.kind == kind.rawValue, Int(b.microbatch) == m else {
+            throw LinkError("stage \(stage): expected \(kind) message for micro-batch \(m) from rank \(from), got kind \(b.kind) micro-batch \(b.microbatch) (\(b.count) bytes)")
+        }
+        return b
+    }
+}

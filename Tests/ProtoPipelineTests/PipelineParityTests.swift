@@ -1,0 +1,93 @@
+// The N-stage pipeline computes the same losses and updates as the single-process model.
+import XCTest
+import ProtoCore
+import ProtoData
+@testable import ProtoPipeline
+
+func syntheticBatches(_ cfg: ModelConfig, B: Int, M: Int, steps: Int, seed: UInt64) -> [[Microbatch]] {
+    var rng = SplitMix64(seed: seed)
+    let N = B * cfg.seqLen
+    return (0..<steps).map { _ in
+        (0..<M).map { _ in
+            var t = [Int32](repeating: 0, count: N + 1)
+            for i in 1...N { t[i] = rng.uniform() < 0.2 ? Int32(rng.int(below: cfg.vocabSize)) : (t[i - 1] * 5 + 3) % Int32(cfg.vocabSize) }
+            return Microbatch(ids: Array(t[0..<N]), targets: Array(t[1...N]))
+        }
+    }
+}
+
+func pipelineConfig() -> (ModelConfig, TrainConfig) {
+    var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
+    cfg.seed = 5
+    var tc = TrainConfig()
+    tc.batchSize = 2; tc.microbatches = 3
+    tc.schedule = LRSchedule(maxLR: 1e-2, minLR: 1e-3, warmupSteps: 2, totalSteps: 6)
+    tc.gradClip = 0.5   // small enough to clip, so the global norm all-reduce matters
+    return (cfg, tc)
+}
+
+final class PipelineParityTests: XCTestCase {
+    func runLocal(_ cfg: ModelConfig, _ tc: TrainConfig, _ data: [[Microbatch]]) -> ([Float], LocalTrainer) {
+        let t = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: tc.batchSize), train: tc)
+        return (data.enumerated().map { t.step($0, $1).loss }, t)
+    }
+
+    func testEverySplitAndScheduleMatchesOneProcess() throws {
+        let (cfg, tc) = pipelineConfig()
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 6, seed: 11)
+        let (ref, local) = runLocal(cfg, tc, data)
+        XCTAssertLessThan(ref.last!, ref.first!, "the reference learns")
+        let splits: [[Int]] = [[4], [2, 2], [1, 3], [3, 1], [1, 1, 2], [2, 1, 1], [1, 1, 1, 1]]
+        for split in splits {
+            for kind in ScheduleKind.allCases {
+                let p = try InProcessPipeline(config: cfg, split: split, train: tc, schedule: kind) { DenseCodec() }
+                let losses = data.enumerated().map { p.step($0, $1).loss }
+                for (s, (a, b)) in zip(losses, ref).enumerated() {
+                    assertRel(a, b, 1e-5, "split \(split) \(kind) step \(s) loss")
+                }
+                for t in local.model.layout.tensors {
+                    let w = Array(UnsafeBufferPointer(start: local.model.params.ptr + t.offset, count: t.count))
+                    let pw = try XCTUnwrap(p.parameter(t.name), "\(t.name) missing from split \(split)")
+                    XCTAssertLessThan(relErr(pw, w), 1e-5, "split \(split) \(kind): \(t.name) after 6 updates")
+                }
+            }
+        }
+    }
+
+    func testEvaluationMatchesOneProcess() throws {
+        let (cfg, tc) = pipelineConfig()
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 2, seed: 3)
+        let local = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: tc.batchSize), train: tc)
+        let p = try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { DenseCodec() }
+        assertRel(p.evaluate(data[0] + data[1]), local.evaluate(data[0] + data[1]), 1e-6, "validation loss")
+    }
+
+    func testMetricsCountBoundaryBytes() throws {
+        let (cfg, tc) = pipelineConfig()
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 1, seed: 3)
+        let p = try InProcessPipeline(config: cfg, split: [2, 1, 1], train: tc, schedule: .gpipe) { DenseCodec() }
+        _ = p.step(0, data[0])
+        let N = tc.batchSize * cfg.seqLen, M = Double(tc.microbatches)
+        let msg = Double(WireBuffer.headerBytes + 4 * N * cfg.dModel)
+        XCTAssertEqual(p.lastMetrics.map(\.bytesSentForward), [M * msg, M * msg, 0])
+        XCTAssertEqual(p.lastMetrics.map(\.bytesSentBackward), [0, M * msg, M * msg])
+        XCTAssertEqual(p.lastMetrics[0].bytesSentTargets, M * Double(WireBuffer.headerBytes + 4 * N))
+    }
+
+    func testBadSplitsAreRefused() {
+        XCTAssertThrowsError(try StageSpec.stages(split: [2, 1], nLayer: 4)) { XCTAssert("\($0)".contains("covers 3 layers but the model has 4")) }
+        XCTAssertThrowsError(try StageSpec.stages(split: [2, 0, 2], nLayer: 4)) { XCTAssert("\($0)".contains("at least 1")) }
+        XCTAssertThrowsError(try StageSpec.evenSplit(nLayer: 4, stages: 5)) { XCTAssert("\($0)".contains("5 stages for 4 layers")) }
+        XCTAssertEqual(try StageSpec.evenSplit(nLayer: 10, stages: 4), [3, 3, 2, 2])
+    }
+}
+
+func relErr(_ a: [Float], _ b: [Float]) -> Double {
+    var num = 0.0, den = 0.0
+    for i in 0..<a.count { let d = Double(a[i]) - Double(b[i]); num += d * d; den += Double(b[i]) * Double(b[i]) }
+    return (num / max(den, 1e-30)).squareRoot()
+}
+
+func assertRel(_ a: Float, _ b: Float, _ tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertLessThanOrEqual(abs(Double(a) - Double(b)), tol * abs(Double(b)), "\(what): \(a) vs \(b)", file: file, line: line)
+}
