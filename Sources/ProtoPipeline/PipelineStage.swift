@@ -193,6 +193,9 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     public var stage: Int
     public var step: Int
     public var microbatch: Int?
+    public init(what: String, stage: Int, step: Int, microbatch: Int?) {
+        self.what = what; self.stage = stage; self.step = step; self.microbatch = microbatch
+    }
     public var description: String {
         "non-finite \(what) on stage \(stage) at step \(step)" + (microbatch.map { ", micro-batch \($0)" } ?? "")
             + " — weights were not updated; lower --lr, keep --grad-clip on, or resume from the last checkpoint"

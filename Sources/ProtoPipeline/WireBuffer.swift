@@ -15,6 +15,12 @@ public final class WireBuffer: @unchecked Sendable {
         raw.initializeMemory(as: UInt8.self, repeating: 0, count: count)
     }
 
+    /// An uninitialised buffer of `totalBytes` (header included), for receiving into.
+    public init(totalBytes: Int) {
+        count = totalBytes
+        raw = .allocate(byteCount: max(count, 16), alignment: 64)
+    }
+
     /// Adopts received bytes.
     public init(copying bytes: UnsafeRawBufferPointer) {
         count = bytes.count

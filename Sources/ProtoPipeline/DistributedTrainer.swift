@@ -1,0 +1,93 @@
+// One rank's side of pipeline training: runs its stage each step and, on rank 0, gathers
+// every stage's metrics into a report. Works over any StageLink (MPI or in-memory).
+import Foundation
+import ProtoCore
+
+/// What rank 0 learns about a step from all stages.
+public struct StepReport: Sendable {
+    public var step: Int
+    public var loss: Float
+    public var lr: Float
+    public var gradNorm: Double
+    /// Wall time of the step on rank 0 (includes waiting for the pipeline to drain).
+    public var stepSeconds: Double
+    public var stages: [StageStepMetrics]
+    public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
+    public var bytesBackward: Double { stages.reduce(0) { $0 + $1.bytesSentBackward } }
+    /// 1 − Σ compute / (S · slowest stage wall time): idle share of the pipeline (wall clock).
+    public var bubbleShare: Double {
+        let wall = stages.map(\.stepWallSeconds).max() ?? 0
+        guard wall > 0 else { return 0 }
+        return max(0, 1 - stages.reduce(0) { $0 + $1.computeSeconds } / (Double(stages.count) * wall))
+    }
+}
+
+public final class DistributedTrainer {
+    public let stage: PipelineStage
+    /// Layers per stage, in rank order (identical on every rank).
+    public let split: [Int]
+    public var link: StageLink { stage.comm.link }
+
+    public init(stage: PipelineStage, split: [Int]) { self.stage = stage; self.split = split }
+
+    /// Every rank calls this each step; rank 0 passes the step's micro-batches and gets the report.
+    public func step(_ step: Int, batches: [Microbatch]?) throws -> StepReport? {
+        let t0 = Clock.wall()
+        let m = try stage.trainStep(step, batches: batches)
+        let all = try link.gather(m.vector, root: 0)
+        guard let all else { return nil }
+        let metrics = all.map(StageStepMetrics.init)
+        return StepReport(step: step, loss: Float(metrics.last!.lossSum / Double(stage.schedule.microbatches)),
+                          lr: stage.train.schedule.lr(at: step),
+                          gradNorm: metrics.reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
+                          stepSeconds: Clock.wall() - t0, stages: metrics)
+    }
+
+    /// Mean validation loss over `chunks` groups of M micro-batches; rank 0 passes them all
+    /// (chunks·M), the others nil. Returns the loss on rank 0, nil elsewhere.
+    public func evaluate(_ batches: [Microbatch]?, chunks: Int) throws -> Float? {
+        let M = stage.schedule.microbatches
+        var total = 0.0
+        for c in 0..<chunks {
+            let mine = batches.map { Array($0[(c * M)..<((c + 1) * M)]) }
+            total += try stage.evalStep(batches: mine).lossSum
+        }
+        // The loss lives on the last stage; one all-reduce brings it to everyone.
+        let v = try link.allreduceSum([stage.isLast ? total : 0])[0]
+        return link.rank == 0 ? Float(v / Double(chunks * M)) : nil
+    }
+
+    /// The whole model's parameters in whole-model layout order, assembled on rank 0 from
+    /// every stage (point-to-point); nil on the other ranks.
+    public func gatherParameters() throws -> [Float]? {
+        let tag = 4 * 8192
+        let mine = stage.model.params
+        if link.rank != 0 {
+            let b = WireBuffer(payloadBytes: 4 * mine.count)
+            b.payload.copyMemory(from: mine.ptr, byteCount: 4 * mine.count)
+            try link.send(b, to: 0, tag: tag)
+            try link.waitSends()
+            return nil
+        }
+        let cfg = stage.model.config
+        let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+        let whole = ParamLayout(config: cfg, stage: .whole(cfg))
+        var out = [Float](repeating: 0, count: whole.count)
+        func place(_ values: UnsafePointer<Float>, _ layout: ParamLayout) {
+            for t in layout.tensors {
+                let w = whole.tensor(t.name)!  // every stage tensor exists in the whole model
+                out.withUnsafeMutableBufferPointer { ($0.baseAddress! + w.offset).update(from: values + t.offset, count: t.count) }
+            }
+        }
+        place(mine.ptr, stage.model.layout)
+        for r in 1..<link.size {
+            let b = try link.recv(from: r, tag: tag)
+            let layout = ParamLayout(config: cfg, stage: specs[r])
+            guard b.payloadBytes == 4 * layout.count else {
+                throw LinkError("rank \(r) sent \(b.payloadBytes / 4) parameters, its stage has \(layout.count) (ranks disagree on the model or split)")
+            }
+            place(b.payload.assumingMemoryBound(to: Float.self), layout)
+        }
+        return out
+    }
+}
