@@ -34,9 +34,13 @@ struct Train: ParsableCommand {
 
     private func train(_ link: MPILink) throws {
         let rank = link.rank, size = link.size
-        let tc = try options.trainConfig()
-        var cfg = try model.config()
-        try threading.apply()
+        // Checks every rank makes identically: all ranks fail together, rank 0 says why.
+        func agreed<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch { throw StartupFailure(message: rank == 0 ? "\(error)" : nil) }
+        }
+        let tc = try agreed { try options.trainConfig() }
+        var cfg = try agreed { try model.config() }
+        try agreed { try threading.apply() }
 
         // Rank 0 reads the tokenizer and data; everyone learns the vocabulary from it.
         var loaders: (train: DataLoader, valBatches: [Microbatch], tokenizer: Tokenizer)?
@@ -49,8 +53,8 @@ struct Train: ParsableCommand {
         if let failure { throw StartupFailure(message: "\(failure)") }
         guard hello[0] == 1 else { throw StartupFailure(message: nil) }
         cfg.vocabSize = Int(hello[1])
-        try cfg.validate()
-        let split = try pipeline.layerSplit(nLayer: cfg.nLayer, stages: size)
+        try agreed { try cfg.validate() }
+        let split = try agreed { try pipeline.layerSplit(nLayer: cfg.nLayer, stages: size) }
 
         // Every rank must have been started with the same settings.
         let fingerprint = Self.fingerprint([String(describing: cfg), String(describing: tc), "\(split)",
