@@ -14,6 +14,15 @@ public struct StepReport: Sendable {
     public var stages: [StageStepMetrics]
     public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
     public var bytesBackward: Double { stages.reduce(0) { $0 + $1.bytesSentBackward } }
+    /// Relative reconstruction error over all boundaries: sqrt(Σ‖x̂−x‖² / Σ‖x‖²) per direction.
+    public var wireError: WireErrorStats {
+        var e = WireErrorStats()
+        for s in stages {
+            e.errSqForward += s.wireError.errSqForward; e.normSqForward += s.wireError.normSqForward
+            e.errSqBackward += s.wireError.errSqBackward; e.normSqBackward += s.wireError.normSqBackward
+        }
+        return e
+    }
     /// 1 − Σ compute / (S · slowest stage wall time): idle share of the pipeline (wall clock).
     public var bubbleShare: Double {
         let wall = stages.map(\.stepWallSeconds).max() ?? 0

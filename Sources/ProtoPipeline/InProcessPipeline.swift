@@ -8,13 +8,13 @@ public final class InProcessPipeline: StepRunner {
     public private(set) var lastMetrics: [StageStepMetrics] = []
 
     public init(config: ModelConfig, split: [Int], train: TrainConfig, schedule kind: ScheduleKind,
-                makeCodec: () -> WireCodec) throws {
+                makeCodec: (StageModel) -> WireCodec) throws {
         let specs = try StageSpec.stages(split: split, nLayer: config.nLayer)
         let sched = PipelineSchedule(kind: kind, stages: specs.count, microbatches: train.microbatches)
         hub = InMemoryHub(size: specs.count)
         let links = hub.links()
         stages = specs.enumerated().map { s, spec in
-            PipelineStage(config: config, stage: spec, train: train, schedule: sched, codec: makeCodec(),
+            PipelineStage(config: config, stage: spec, train: train, schedule: sched, makeCodec: makeCodec,
                           comm: StageComm(link: links[s], stage: s, stages: specs.count))
         }
     }

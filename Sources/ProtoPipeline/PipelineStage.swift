@@ -16,11 +16,13 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var bytesSentForward: Double = 0
     public var bytesSentBackward: Double = 0
     public var bytesSentTargets: Double = 0
+    public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
 
-    public static let fieldCount = 11
+    public static let fieldCount = 15
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
-         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets]
+         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
+         wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward]
     }
     public init() {}
     public init(_ v: [Double]) {
@@ -28,6 +30,8 @@ public struct StageStepMetrics: Sendable, Equatable {
         (lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets) =
             (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
+        (wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward) =
+            (v[11], v[12], v[13], v[14])
     }
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }
@@ -51,14 +55,16 @@ public final class PipelineStage {
     private let dOut: FloatBuffer    // decoded gradient of our output
 
     /// `stage` is this rank's part of the model; the first stage must be rank 0.
+    /// `makeCodec` gets the stage's model (the subspace codec shares its U and E_fixed).
     public init(config: ModelConfig, stage: StageSpec, train: TrainConfig, schedule: PipelineSchedule,
-                codec: WireCodec, comm: StageComm) {
-        self.train = train; self.schedule = schedule; self.codec = codec; self.comm = comm
+                makeCodec: (StageModel) -> WireCodec, comm: StageComm) {
+        self.train = train; self.schedule = schedule; self.comm = comm
         actions = schedule.actions(stage: comm.stage)
         evalActions = schedule.evalActions(stage: comm.stage)
         let slots = max(1, schedule.maxInFlight(stage: comm.stage))
         model = StageModel(config: config, stage: stage, batchSize: train.batchSize, slots: slots)
         optimizer = AdamW(layout: model.layout, config: train.adamw)
+        codec = makeCodec(model)
         freeSlots = Array((0..<slots).reversed())
         let N = model.tokensPerMicrobatch
         ids = Array(repeating: [Int32](repeating: 0, count: N), count: schedule.microbatches)
@@ -92,6 +98,7 @@ public final class PipelineStage {
             }
         }
         var met = StageStepMetrics()
+        codec.errorStats = WireErrorStats()
         let stepStart = Clock.wall()
         let lossScale = 1 / Float(N * M)
         for a in list {
@@ -152,6 +159,7 @@ public final class PipelineStage {
                 met.bytesSentBackward += Double(b.count)
             case .optimizerStep:
                 let t0 = Clock.threadCPU()
+                model.projectGradients()
                 let local = model.gradSumSquares()
                 met.optimizerSeconds += Clock.threadCPU() - t0
                 let global = try comm.link.allreduceSum([local])[0]
@@ -160,10 +168,12 @@ public final class PipelineStage {
                 met.gradSumSquares = local
                 optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
                                gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
+                model.enforceConstraint()
                 met.optimizerSeconds += Clock.threadCPU() - t1
             }
         }
         try comm.link.waitSends()
+        met.wireError = codec.errorStats
         met.stepWallSeconds = Clock.wall() - stepStart
         return met
     }

@@ -12,6 +12,8 @@ public protocol WireCodec: AnyObject {
     func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws
     /// Whether forward messages carry token ids (then every stage sees them).
     var carriesIds: Bool { get }
+    /// Reconstruction error of what this codec sent since the last reset (zero for exact codecs).
+    var errorStats: WireErrorStats { get set }
 }
 
 extension WireCodec {
@@ -24,6 +26,7 @@ extension WireCodec {
 
 /// Uncompressed fp32: 4·d bytes per token each way. The baseline.
 public final class DenseCodec: WireCodec {
+    public var errorStats = WireErrorStats()
     public init() {}
     public var name: String { "dense" }
     public var carriesIds: Bool { false }

@@ -40,6 +40,7 @@ struct Train: ParsableCommand {
         }
         let tc = try agreed { try options.trainConfig() }
         var cfg = try agreed { try model.config() }
+        try agreed { try pipeline.apply(to: &cfg) }
         try agreed { try threading.apply() }
 
         // Rank 0 reads the tokenizer and data; everyone learns the vocabulary from it.
@@ -67,7 +68,7 @@ struct Train: ParsableCommand {
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
         let sched = PipelineSchedule(kind: pipeline.schedule, stages: size, microbatches: tc.microbatches)
         let stage = PipelineStage(config: cfg, stage: specs[rank], train: tc, schedule: sched,
-                                  codec: pipeline.makeCodec(config: cfg), comm: StageComm(link: link, stage: rank, stages: size))
+                                  makeCodec: pipeline.makeCodec, comm: StageComm(link: link, stage: rank, stages: size))
         let trainer = DistributedTrainer(stage: stage, split: split)
 
         let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
@@ -75,12 +76,13 @@ struct Train: ParsableCommand {
         if rank == 0, let l = loaders {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(l.train.tokenCount) tokens, val slice \(l.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
-            print("pipeline    \(size) stage(s), split \(split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(pipeline.codec.rawValue), \(MPIEnv.libraryVersion)")
+            print("pipeline    \(size) stage(s), split \(split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(pipeline.describe(cfg)), \(MPIEnv.libraryVersion)")
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
             try log?.write(["type": "config", "model": jsonObject(cfg), "train": jsonObject(tc),
                             "versions": RunInfo.versions(mpi: MPIEnv.libraryVersion), "host": RunInfo.host,
                             "git": RunInfo.gitRevision, "world_size": size, "split": split,
                             "schedule": pipeline.schedule.rawValue, "codec": pipeline.codec.rawValue,
+                            "codec_detail": pipeline.describe(cfg),
                             "data": options.data, "threads_per_rank": threading.threads])
         }
 
@@ -106,12 +108,19 @@ struct Train: ParsableCommand {
                               formatDuration(eta))
             if let val { line += String(format: " | val %.4f", val) }
             print(line)
+            // Bytes a dense fp32 wire would carry for the same messages (ratio = dense / actual).
+            let messages = Double(tc.microbatches * max(0, size - 1))
+            let denseBytes = messages * Double(WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel)
+            let werr = r.wireError
             var rec: [String: Any] = [
                 "type": "step", "step": step, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
                 "step_time_s": r.stepSeconds, "tokens_per_s": Double(tokensPerStep) / r.stepSeconds,
                 "bytes_fwd": r.bytesForward, "bytes_bwd": r.bytesBackward,
                 "bytes_per_token_fwd": r.bytesForward / Double(tokensPerStep * max(1, size - 1)),
                 "bytes_per_token_bwd": r.bytesBackward / Double(tokensPerStep * max(1, size - 1)),
+                "compression_fwd": r.bytesForward > 0 ? denseBytes / r.bytesForward : 1,
+                "compression_bwd": r.bytesBackward > 0 ? denseBytes / r.bytesBackward : 1,
+                "wire_rel_error_fwd": werr.relativeForward, "wire_rel_error_bwd": werr.relativeBackward,
                 "bubble_share_wall": r.bubbleShare,
                 "stages": r.stages.map { ["fwd_s": $0.forwardSeconds, "bwd_s": $0.backwardSeconds, "opt_s": $0.optimizerSeconds,
                                           "codec_s": $0.codecSeconds, "recv_wait_s": $0.recvWaitSeconds, "wall_s": $0.stepWallSeconds] }]

@@ -40,7 +40,7 @@ final class PipelineParityTests: XCTestCase {
         let splits: [[Int]] = [[4], [2, 2], [1, 3], [3, 1], [1, 1, 2], [2, 1, 1], [1, 1, 1, 1]]
         for split in splits {
             for kind in ScheduleKind.allCases {
-                let p = try InProcessPipeline(config: cfg, split: split, train: tc, schedule: kind) { DenseCodec() }
+                let p = try InProcessPipeline(config: cfg, split: split, train: tc, schedule: kind) { _ in DenseCodec() }
                 let losses = data.enumerated().map { p.step($0, $1).loss }
                 for (s, (a, b)) in zip(losses, ref).enumerated() {
                     assertRel(a, b, 1e-5, "split \(split) \(kind) step \(s) loss")
@@ -58,14 +58,14 @@ final class PipelineParityTests: XCTestCase {
         let (cfg, tc) = pipelineConfig()
         let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 2, seed: 3)
         let local = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: tc.batchSize), train: tc)
-        let p = try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { DenseCodec() }
+        let p = try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { _ in DenseCodec() }
         assertRel(p.evaluate(data[0] + data[1]), local.evaluate(data[0] + data[1]), 1e-6, "validation loss")
     }
 
     func testMetricsCountBoundaryBytes() throws {
         let (cfg, tc) = pipelineConfig()
         let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 1, seed: 3)
-        let p = try InProcessPipeline(config: cfg, split: [2, 1, 1], train: tc, schedule: .gpipe) { DenseCodec() }
+        let p = try InProcessPipeline(config: cfg, split: [2, 1, 1], train: tc, schedule: .gpipe) { _ in DenseCodec() }
         _ = p.step(0, data[0])
         let N = tc.batchSize * cfg.seqLen, M = Double(tc.microbatches)
         let msg = Double(WireBuffer.headerBytes + 4 * N * cfg.dModel)

@@ -18,8 +18,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var normEps: Float = 1e-5
     /// Standard deviation of the initial weights; residual output projections use initStd / sqrt(2L).
     public var initStd: Float = 0.02
-    /// Seed for the initial weights.
+    /// Seed for the initial weights (and the shared subspace U, E_fixed).
     public var seed: UInt64 = 1337
+    /// Protocol Models subspace constraint (nil: the ordinary dense model).
+    public var subspace: SubspaceConfig? = nil
 
     public init(vocabSize: Int, seqLen: Int, nLayer: Int, nHead: Int, dModel: Int,
                 mlpHidden: Int? = nil, seed: UInt64 = 1337) {
@@ -41,7 +43,14 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if headSize % 2 != 0 { throw bad("d-model", "head size \(headSize) = d-model/n-head must be even for RoPE") }
         if mlpHidden < 1 { throw bad("mlp-hidden", "\(mlpHidden) must be at least 1") }
         if !(normEps > 0) { throw bad("norm-eps", "\(normEps) must be positive") }
+        if let s = subspace, s.rank < 1 || s.rank >= dModel {
+            throw bad("rank-k", "\(s.rank) must be in 1..<d-model (\(dModel)); the subspace must be smaller than the model width")
+        }
     }
+
+    /// Whether block `layer`'s W_O and W_2 are kept in span(U): every block but the last,
+    /// whose output never crosses a stage boundary (the last stage always holds it).
+    public func isConstrained(layer: Int) -> Bool { subspace != nil && layer < nLayer - 1 }
 
     /// Named presets: `tiny` for tests, `small` (default) trains in minutes on 2 cores and
     /// has 8 layers so `mpirun -np 8` gives one block per stage, `engine` is the engine

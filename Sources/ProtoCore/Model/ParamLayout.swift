@@ -7,6 +7,9 @@ public struct ParamTensor: Sendable {
     public let offset: Int
     public let decay: Bool         // AdamW weight decay applies (matrices yes, norm gains no)
     public let initStd: Float      // 0 means "initialise to ones" (norm gains)
+    /// Writes into the residual stream under the subspace constraint: shape (in, k) in
+    /// reparam mode, (in, d) kept in span(U) in projected mode.
+    public let subspace: Bool
     public var count: Int { shape.reduce(1, *) }
 }
 
@@ -18,14 +21,17 @@ public struct ParamLayout: Sendable {
     public init(config c: ModelConfig, stage: StageSpec) {
         let C = c.dModel, H = c.mlpHidden, V = c.vocabSize
         let residualStd = c.initStd / (2 * Float(c.nLayer)).squareRoot()
-        if stage.hasEmbedding { add("wte", [V, C], decay: true, std: c.initStd) }
+        // Output width of a constrained tensor: k coordinates (reparam) or d (projected).
+        let out = c.subspace.map { $0.mode == .reparam ? $0.rank : C } ?? C
+        if stage.hasEmbedding { add("wte", [V, out], decay: true, std: c.initStd, subspace: c.subspace != nil) }
         for l in stage.layers {
+            let sub = c.isConstrained(layer: l)
             add("h\(l).ln1", [C], decay: false, std: 0)
             add("h\(l).qkv", [C, 3 * C], decay: true, std: c.initStd)
-            add("h\(l).attn_proj", [C, C], decay: true, std: residualStd)
+            add("h\(l).attn_proj", [C, sub ? out : C], decay: true, std: residualStd, subspace: sub)
             add("h\(l).ln2", [C], decay: false, std: 0)
             add("h\(l).fc", [C, H], decay: true, std: c.initStd)
-            add("h\(l).fc_proj", [H, C], decay: true, std: residualStd)
+            add("h\(l).fc_proj", [H, sub ? out : C], decay: true, std: residualStd, subspace: sub)
         }
         if stage.hasHead {
             add("lnf", [C], decay: false, std: 0)
@@ -33,8 +39,8 @@ public struct ParamLayout: Sendable {
         }
     }
 
-    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float) {
-        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std)
+    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float, subspace: Bool = false) {
+        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std, subspace: subspace)
         tensors.append(t)
         count += t.count
     }

@@ -10,6 +10,8 @@ struct LayerParams {
     var ln2: UnsafeMutablePointer<Float>      // (C)
     var fc: UnsafeMutablePointer<Float>       // (C, H)
     var fcProj: UnsafeMutablePointer<Float>   // (H, C)   W_2
+    /// W_O and W_2 are (in, k) and their outputs pass through Uᵀ (reparam subspace).
+    var reparam: Bool
 }
 
 /// Views of a stage's tensors into one flat buffer (used for parameters and gradients alike).
@@ -19,12 +21,14 @@ struct StageParams {
     var lnf: UnsafeMutablePointer<Float>?     // (C)
     var lmHead: UnsafeMutablePointer<Float>?  // (C, V)
 
-    init(_ layout: ParamLayout, _ base: UnsafeMutablePointer<Float>, _ stage: StageSpec) {
+    init(_ layout: ParamLayout, _ base: UnsafeMutablePointer<Float>, _ stage: StageSpec, reparamMode: Bool) {
         func p(_ n: String) -> UnsafeMutablePointer<Float> { base + layout.tensor(n)!.offset }
         if stage.hasEmbedding { wte = p("wte") }
         for l in stage.layers {
+            let reparam = layout.tensor("h\(l).attn_proj")!.subspace && reparamMode
             layers.append(LayerParams(ln1: p("h\(l).ln1"), qkv: p("h\(l).qkv"), attProj: p("h\(l).attn_proj"),
-                                      ln2: p("h\(l).ln2"), fc: p("h\(l).fc"), fcProj: p("h\(l).fc_proj")))
+                                      ln2: p("h\(l).ln2"), fc: p("h\(l).fc"), fcProj: p("h\(l).fc_proj"),
+                                      reparam: reparam))
         }
         if stage.hasHead { lnf = p("lnf"); lmHead = p("lm_head") }
     }
@@ -49,6 +53,10 @@ public final class StageModel {
     var slots: [StageActivations]
     let scratch: StageScratch
     let rope: RoPETable
+    /// The shared subspace (subspace models only) and an (N, k) work buffer for it.
+    public let subspace: Subspace?
+    let kbuf: FloatBuffer
+    private var reparam: Bool { config.subspace?.mode == .reparam }
 
     public var tokensPerMicrobatch: Int { batchSize * config.seqLen }
 
@@ -59,11 +67,14 @@ public final class StageModel {
         layout = ParamLayout(config: config, stage: stage)
         params = FloatBuffer(count: layout.count)
         grads = FloatBuffer(count: layout.count)
-        p = StageParams(layout, params.ptr, stage)
-        g = StageParams(layout, grads.ptr, stage)
+        let rp = config.subspace?.mode == .reparam
+        p = StageParams(layout, params.ptr, stage, reparamMode: rp)
+        g = StageParams(layout, grads.ptr, stage, reparamMode: rp)
         self.slots = (0..<max(1, slots)).map { _ in StageActivations(config: config, stage: stage, B: batchSize) }
         scratch = StageScratch(config: config, stage: stage, B: batchSize)
         rope = RoPETable(T: config.seqLen, headSize: config.headSize, base: config.ropeBase)
+        subspace = config.subspace.map { _ in Subspace(config: config) }
+        kbuf = FloatBuffer(count: batchSize * config.seqLen * (config.subspace?.rank ?? 0))
         initWeights()
     }
 
@@ -77,6 +88,55 @@ public final class StageModel {
                 rng.fillNormal(dst, t.count, std: t.initStd)
             }
         }
+        enforceConstraint()
+    }
+
+    // MARK: subspace constraint (projected mode; reparam keeps it by construction)
+
+    /// The constrained tensors that hold full (in, d) weights: projected mode only.
+    private var projectedTensors: [ParamTensor] {
+        config.subspace?.mode == .projected ? layout.tensors.filter(\.subspace) : []
+    }
+
+    /// Projected mode: each constrained gradient G ← G·U·Uᵀ (before the norm and the
+    /// optimizer). This is also what makes the wire's projected backward exact.
+    public func projectGradients() {
+        guard let sub = subspace else { return }
+        for t in projectedTensors { projectRows(sub, grads.ptr + t.offset, t.shape[0]) }
+    }
+
+    /// Projected mode: each constrained weight W ← W·U·Uᵀ (after every optimizer step).
+    public func enforceConstraint() {
+        guard let sub = subspace else { return }
+        for t in projectedTensors { projectRows(sub, params.ptr + t.offset, t.shape[0]) }
+    }
+
+    private func projectRows(_ sub: Subspace, _ w: UnsafeMutablePointer<Float>, _ rows: Int) {
+        let scratchRows = max(1, kbuf.count / sub.k)
+        var r = 0
+        while r < rows {
+            let n = min(scratchRows, rows - r)
+            sub.project(w + r * sub.d, rows: n, scratch: kbuf.ptr)
+            r += n
+        }
+    }
+
+    /// The largest ‖W − W·U·Uᵀ‖/‖W‖ over this stage's constrained tensors, taking the
+    /// effective weight W'·Uᵀ in reparam mode. Zero (to round-off) while the constraint holds.
+    public func subspaceLeakage() -> Double {
+        guard let sub = subspace else { return 0 }
+        var worst = 0.0
+        for t in layout.tensors where t.subspace {
+            let rows = t.shape[0]
+            if reparam {
+                let eff = FloatBuffer(count: rows * sub.d)
+                sub.expand(params.ptr + t.offset, rows: rows, into: eff.ptr, accumulate: false)
+                worst = max(worst, sub.leakage(eff.ptr, rows: rows))
+            } else {
+                worst = max(worst, sub.leakage(params.ptr + t.offset, rows: rows))
+            }
+        }
+        return worst
     }
 
     /// Number of activation slots (micro-batches that can be in flight at once).
@@ -112,7 +172,20 @@ public final class StageModel {
         let a = slots[slot]
         let N = tokensPerMicrobatch, C = config.dModel
         a.ids.update(from: ids, count: N)
-        if stage.hasEmbedding { embeddingForward(a.input, ids, p.wte!, N, C) }
+        if stage.hasEmbedding {
+            if let sub = subspace {
+                // X0 = E_fixed[ids] + E_S[ids], with E_S = E'·Uᵀ (reparam) or kept in span(U).
+                if reparam {
+                    embeddingForward(kbuf.ptr, ids, p.wte!, N, sub.k)
+                    sub.expand(kbuf.ptr, rows: N, into: a.input, accumulate: false)
+                } else {
+                    embeddingForward(a.input, ids, p.wte!, N, C)
+                }
+                sub.addFixed(a.input, ids: ids, n: N)
+            } else {
+                embeddingForward(a.input, ids, p.wte!, N, C)
+            }
+        }
         var x = UnsafePointer(a.input)
         for (i, lp) in p.layers.enumerated() {
             layerForward(x, a.layers[i], lp)
@@ -146,7 +219,14 @@ public final class StageModel {
             let x = i == 0 ? UnsafePointer(a.input) : UnsafePointer(a.layers[i - 1].res2)
             layerBackward(x, a.layers[i], p.layers[i], g.layers[i])
         }
-        if stage.hasEmbedding { embeddingBackward(g.wte!, s.dres, a.ids, N, C) }
+        if stage.hasEmbedding {
+            if let sub = subspace, reparam {
+                sub.coordinates(s.dres, rows: N, into: kbuf.ptr)
+                embeddingBackward(g.wte!, kbuf.ptr, a.ids, N, sub.k)
+            } else {
+                embeddingBackward(g.wte!, s.dres, a.ids, N, C)
+            }
+        }
     }
 
     // X_next = H + relu²(Norm(H)·W_fc)·W_2, with H = X + Attn(Norm(X))·W_O.
@@ -158,12 +238,37 @@ public final class StageModel {
         ropeApply(a.qkv, rope, B, T, C, NH)
         attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
         a.res1.update(from: x, count: N * C)
-        linearForward(a.res1, a.atty, w.attProj, N, C, C, accumulate: true)
+        residualProject(a.res1, a.atty, w.attProj, C, w.reparam)
         rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
         linearForward(a.fch, a.ln2, w.fc, N, C, H)
         reluSquaredForward(a.fca, a.fch, N * H)
         a.res2.update(from: a.res1, count: N * C)
-        linearForward(a.res2, a.fca, w.fcProj, N, H, C, accumulate: true)
+        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam)
+    }
+
+    /// res (N, C) += inp (N, IN) · W: directly, or through the subspace as inp·W'·Uᵀ.
+    private func residualProject(_ res: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
+                                 _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool) {
+        let N = tokensPerMicrobatch, C = config.dModel
+        if viaSubspace, let sub = subspace {
+            linearForward(kbuf.ptr, inp, w, N, IN, sub.k)
+            sub.expand(kbuf.ptr, rows: N, into: res, accumulate: true)
+        } else {
+            linearForward(res, inp, w, N, IN, C, accumulate: true)
+        }
+    }
+
+    /// Backward of `residualProject`: dinp (N, IN) = dres·Wᵀ (through U when reparam), dW += inpᵀ·dres.
+    private func residualProjectBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
+                                         _ dres: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
+                                         _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool) {
+        let N = tokensPerMicrobatch, C = config.dModel
+        if viaSubspace, let sub = subspace {
+            sub.coordinates(dres, rows: N, into: kbuf.ptr)
+            linearBackward(dinp, dw, kbuf.ptr, inp, w, N, IN, sub.k)
+        } else {
+            linearBackward(dinp, dw, dres, inp, w, N, IN, C)
+        }
     }
 
     // On entry scratch.dres holds dL/dX_next; on exit it holds dL/dX. The residual adds
@@ -171,11 +276,11 @@ public final class StageModel {
     private func layerBackward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams, _ dw: LayerParams) {
         let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
         let N = B * T, s = scratch
-        linearBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, N, H, C)
+        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam)
         reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
         linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
         rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
-        linearBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, N, C, C)
+        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam)
         attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
         ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
         linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)

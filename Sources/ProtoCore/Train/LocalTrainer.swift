@@ -44,10 +44,12 @@ public final class LocalTrainer {
             loss += Double(l)
             model.backward(slot: 0, lossScale: scale)
         }
+        model.projectGradients()
         let norm = model.gradSumSquares().squareRoot()
         let lr = train.schedule.lr(at: step)
         optimizer.step(params: model.params, grads: model.grads, lr: lr,
                        gradScale: AdamW.clipScale(globalNorm: norm, maxNorm: train.gradClip))
+        model.enforceConstraint()
         return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm, lr: lr)
     }
 

@@ -1,0 +1,301 @@
+// The wire codecs beyond dense fp32: bf16, int8 (per-token absmax), top-k with indices,
+// and the exact Protocol Models subspace codec (SPEC §2). Each reports the bytes it puts
+// on the wire (WireBuffer.count) and its reconstruction error, measured at the sender by
+// decoding exactly what it sent.
+import Foundation
+import ProtoCore
+
+/// Σ‖x̂ − x‖² and Σ‖x‖² per direction, accumulated over a step's messages.
+public struct WireErrorStats: Sendable, Equatable {
+    public var errSqForward = 0.0, normSqForward = 0.0
+    public var errSqBackward = 0.0, normSqBackward = 0.0
+    public init() {}
+    public var relativeForward: Double { normSqForward > 0 ? (errSqForward / normSqForward).squareRoot() : 0 }
+    public var relativeBackward: Double { normSqBackward > 0 ? (errSqBackward / normSqBackward).squareRoot() : 0 }
+}
+
+/// The codec names the command line accepts.
+public enum CodecKind: String, CaseIterable, Sendable {
+    case dense, bf16, int8, topk, subspace
+}
+
+/// Float ↔ bfloat16 (round to nearest even; NaN stays NaN).
+@inline(__always) func toBF16(_ x: Float) -> UInt16 {
+    let b = x.bitPattern
+    if x.isNaN { return UInt16(b >> 16) | 0x40 }
+    return UInt16((b &+ 0x7FFF &+ ((b >> 16) & 1)) >> 16)
+}
+@inline(__always) func fromBF16(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+
+/// Accumulates Σ(a−b)² and Σa² over n values.
+@inline(__always) func addError(_ stats: inout (Double, Double), _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
+    var e: Float = 0, s: Float = 0
+    for i in 0..<n { let d = a[i] - b[i]; e += d * d; s += a[i] * a[i] }
+    stats.0 += Double(e); stats.1 += Double(s)
+}
+
+// MARK: bf16
+
+/// Dense bfloat16: 2·d bytes per token each way.
+public final class BF16Codec: WireCodec {
+    public var errorStats = WireErrorStats()
+    public init() {}
+    public var name: String { "bf16" }
+    public var carriesIds: Bool { false }
+
+    private func encode(_ x: UnsafePointer<Float>, _ count: Int, _ e: inout (Double, Double)) -> WireBuffer {
+        let b = WireBuffer(payloadBytes: 2 * count)
+        let out = b.payload.assumingMemoryBound(to: UInt16.self)
+        var err: Float = 0, norm: Float = 0
+        for i in 0..<count {
+            let h = toBF16(x[i]); out[i] = h
+            let d = fromBF16(h) - x[i]; err += d * d; norm += x[i] * x[i]
+        }
+        e.0 += Double(err); e.1 += Double(norm)
+        return b
+    }
+    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ count: Int, _ what: String) throws {
+        try expectPayload(b, 2 * count, what)
+        let h = b.payload.assumingMemoryBound(to: UInt16.self)
+        for i in 0..<count { x[i] = fromBF16(h[i]) }
+    }
+    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqForward, errorStats.normSqForward)
+        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
+        return encode(x, n * d, &e)
+    }
+    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, x, n * d, "forward")
+    }
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
+        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
+        return encode(g, n * d, &e)
+    }
+    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, g, n * d, "backward")
+    }
+}
+
+// MARK: int8
+
+/// Per-token absmax int8: one fp32 scale and d int8 values per token (d + 4 bytes).
+public final class Int8Codec: WireCodec {
+    public var errorStats = WireErrorStats()
+    public init() {}
+    public var name: String { "int8" }
+    public var carriesIds: Bool { false }
+
+    private func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+        let b = WireBuffer(payloadBytes: n * (d + 4))
+        let scales = b.payload.assumingMemoryBound(to: Float.self)
+        let q = (b.payload + 4 * n).assumingMemoryBound(to: Int8.self)
+        var err: Float = 0, norm: Float = 0
+        for i in 0..<n {
+            let row = x + i * d
+            var amax: Float = 0
+            for c in 0..<d { amax = max(amax, abs(row[c])) }
+            let scale = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+            scales[i] = scale
+            for c in 0..<d {
+                let v = Int8(max(-127, min(127, (row[c] * inv).rounded())))
+                q[i * d + c] = v
+                let diff = Float(v) * scale - row[c]; err += diff * diff; norm += row[c] * row[c]
+            }
+        }
+        e.0 += Double(err); e.1 += Double(norm)
+        return b
+    }
+    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+        try expectPayload(b, n * (d + 4), what)
+        let scales = b.payload.assumingMemoryBound(to: Float.self)
+        let q = (b.payload + 4 * n).assumingMemoryBound(to: Int8.self)
+        for i in 0..<n { for c in 0..<d { x[i * d + c] = Float(q[i * d + c]) * scales[i] } }
+    }
+    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqForward, errorStats.normSqForward)
+        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
+        return encode(x, n, d, &e)
+    }
+    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, x, n, d, "forward")
+    }
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
+        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
+        return encode(g, n, d, &e)
+    }
+    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, g, n, d, "backward")
+    }
+}
+
+// MARK: top-k
+
+/// Per token, the K = ⌈fraction·d⌉ largest-magnitude values (fp32) and their column
+/// indices (uint16): 6·K bytes per token. Everything else arrives as zero.
+public final class TopKCodec: WireCodec {
+    public var errorStats = WireErrorStats()
+    public let fraction: Double
+    public init(fraction: Double) { self.fraction = fraction }
+    public var name: String { "topk" }
+    public var carriesIds: Bool { false }
+    public func kept(d: Int) -> Int { min(d, max(1, Int((fraction * Double(d)).rounded(.up)))) }
+
+    private func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+        let K = kept(d: d)
+        let b = WireBuffer(payloadBytes: n * K * 6)
+        let vals = b.payload.assumingMemoryBound(to: Float.self)
+        let idx = (b.payload + 4 * n * K).assumingMemoryBound(to: UInt16.self)
+        var order = [Int](repeating: 0, count: d)
+        var err = 0.0, norm = 0.0
+        for i in 0..<n {
+            let row = x + i * d
+            for c in 0..<d { order[c] = c }
+            // Largest magnitudes first; ties broken by column so every run picks the same.
+            order.sort { let a = abs(row[$0]), b = abs(row[$1]); return a != b ? a > b : $0 < $1 }
+            for j in 0..<K { vals[i * K + j] = row[order[j]]; idx[i * K + j] = UInt16(order[j]) }
+            var dropped: Float = 0, all: Float = 0
+            for c in 0..<d { all += row[c] * row[c] }
+            for j in K..<d { dropped += row[order[j]] * row[order[j]] }
+            err += Double(dropped); norm += Double(all)
+        }
+        e.0 += err; e.1 += norm
+        return b
+    }
+    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+        let K = kept(d: d)
+        try expectPayload(b, n * K * 6, what)
+        let vals = b.payload.assumingMemoryBound(to: Float.self)
+        let idx = (b.payload + 4 * n * K).assumingMemoryBound(to: UInt16.self)
+        x.initialize(repeating: 0, count: n * d)
+        for i in 0..<n {
+            for j in 0..<K {
+                let c = Int(idx[i * K + j])
+                guard c < d else { throw LinkError("topk codec: \(what) message names column \(c) of a width-\(d) activation") }
+                x[i * d + c] = vals[i * K + j]
+            }
+        }
+    }
+    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqForward, errorStats.normSqForward)
+        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
+        return encode(x, n, d, &e)
+    }
+    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, x, n, d, "forward")
+    }
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
+        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
+        return encode(g, n, d, &e)
+    }
+    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, g, n, d, "backward")
+    }
+}
+
+// MARK: subspace
+
+/// The Protocol Models wire. Forward: token ids (uint16 when V ≤ 65536) and the
+/// coordinates C = (X − E_fixed[ids])·U; the receiver rebuilds X = C·Uᵀ + E_fixed[ids].
+/// Backward: G·U; the receiver expands it with Uᵀ. Coordinates travel as fp32 (exact) or
+/// bf16. The forward error is measured by rebuilding X exactly as the receiver will.
+public final class SubspaceCodec: WireCodec {
+    public var errorStats = WireErrorStats()
+    public let subspace: Subspace
+    public let bf16: Bool
+    private var work = FloatBuffer(count: 1)    // (n, d)
+    private var coords = FloatBuffer(count: 1)  // (n, k)
+
+    public init(subspace: Subspace, bf16: Bool = false) { self.subspace = subspace; self.bf16 = bf16 }
+    public var name: String { bf16 ? "subspace-bf16" : "subspace" }
+    public var carriesIds: Bool { true }
+
+    private var idBytes: Int { subspace.vocabSize <= 65536 ? 2 : 4 }
+    private var valueBytes: Int { bf16 ? 2 : 4 }
+    private func idsPayload(_ n: Int) -> Int { (n * idBytes + 3) & ~3 }
+    /// Payload bytes of one forward message of n tokens.
+    public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * subspace.k * valueBytes }
+    public func backwardBytes(n: Int) -> Int { n * subspace.k * valueBytes }
+
+    private func ensure(_ n: Int) {
+        if work.count < n * subspace.d { work = FloatBuffer(count: n * subspace.d) }
+        if coords.count < n * subspace.k { coords = FloatBuffer(count: n * subspace.k) }
+    }
+
+    /// Writes coords (n·k) to `dst` as fp32 or bf16; with bf16 the rounded values are
+    /// written back into `coords`, so a rebuild from them is what the receiver computes.
+    private func writeCoords(_ dst: UnsafeMutableRawPointer, _ count: Int) {
+        if bf16 {
+            let h = dst.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<count { h[i] = toBF16(coords.ptr[i]); coords.ptr[i] = fromBF16(h[i]) }
+        } else {
+            dst.copyMemory(from: coords.ptr, byteCount: 4 * count)
+        }
+    }
+    private func readCoords(_ src: UnsafeRawPointer, _ count: Int) {
+        if bf16 {
+            let h = src.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<count { coords.ptr[i] = fromBF16(h[i]) }
+        } else {
+            UnsafeMutableRawPointer(coords.ptr).copyMemory(from: src, byteCount: 4 * count)
+        }
+    }
+
+    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        precondition(d == subspace.d, "subspace codec built for d=\(subspace.d), got \(d)")
+        ensure(n)
+        let k = subspace.k
+        work.ptr.update(from: x, count: n * d)
+        subspace.addFixed(work.ptr, ids: ids, n: n, sign: -1)
+        subspace.coordinates(work.ptr, rows: n, into: coords.ptr)
+        let b = WireBuffer(payloadBytes: forwardBytes(n: n))
+        if idBytes == 2 {
+            let out = b.payload.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { out[i] = UInt16(truncatingIfNeeded: ids[i]) }
+        } else {
+            b.payload.copyMemory(from: ids, byteCount: 4 * n)
+        }
+        writeCoords(b.payload + idsPayload(n), n * k)
+        // Rebuild as the receiver will and measure the error against what was sent.
+        subspace.expand(coords.ptr, rows: n, into: work.ptr, accumulate: false)
+        subspace.addFixed(work.ptr, ids: ids, n: n)
+        var e = (errorStats.errSqForward, errorStats.normSqForward)
+        addError(&e, x, work.ptr, n * d)
+        (errorStats.errSqForward, errorStats.normSqForward) = e
+        return b
+    }
+
+    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        try expectPayload(b, forwardBytes(n: n), "forward")
+        ensure(n)
+        if idBytes == 2 {
+            let src = b.payload.assumingMemoryBound(to: UInt16.self)
+            for i in 0..<n { ids[i] = Int32(src[i]) }
+        } else {
+            UnsafeMutableRawPointer(ids).copyMemory(from: b.payload, byteCount: 4 * n)
+        }
+        for i in 0..<n where ids[i] < 0 || Int(ids[i]) >= subspace.vocabSize {
+            throw LinkError("subspace codec: forward message carries token id \(ids[i]) outside the vocabulary (\(subspace.vocabSize))")
+        }
+        readCoords(b.payload + idsPayload(n), n * subspace.k)
+        subspace.expand(coords.ptr, rows: n, into: x, accumulate: false)
+        subspace.addFixed(x, ids: UnsafePointer(ids), n: n)
+    }
+
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        ensure(n)
+        subspace.coordinates(g, rows: n, into: coords.ptr)
+        let b = WireBuffer(payloadBytes: backwardBytes(n: n))
+        writeCoords(b.payload, n * subspace.k)
+        return b
+    }
+
+    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        try expectPayload(b, backwardBytes(n: n), "backward")
+        ensure(n)
+        readCoords(b.payload, n * subspace.k)
+        subspace.expand(coords.ptr, rows: n, into: g, accumulate: false)
+    }
+}

@@ -1,0 +1,100 @@
+// The subspace model (SPEC §2): U is orthonormal and reproducible, the constrained layers'
+// gradients are right (finite differences) in both modes, and the constraint holds.
+import XCTest
+@testable import ProtoCore
+
+final class SubspaceModelTests: XCTestCase {
+    func subspaceConfig(_ mode: SubspaceMode, k: Int = 4) throws -> ModelConfig {
+        var cfg = try ModelConfig.preset("tiny")
+        cfg.initStd = 0.2
+        cfg.nLayer = 3
+        cfg.subspace = SubspaceConfig(rank: k, mode: mode)
+        return cfg
+    }
+
+    func testBasisIsOrthonormalAndReproducible() throws {
+        let cfg = try subspaceConfig(.reparam, k: 8)
+        let a = Subspace(config: cfg), b = Subspace(config: cfg)
+        XCTAssertEqual(a.basis.toArray(), b.basis.toArray(), "every rank rebuilds the same U")
+        XCTAssertEqual(a.fixedEmbedding.toArray(), b.fixedEmbedding.toArray(), "every rank rebuilds the same E_fixed")
+        let d = a.d, k = a.k
+        for i in 0..<k {
+            for j in 0..<k {
+                var dot = 0.0
+                for r in 0..<d { dot += Double(a.basis.ptr[r * k + i]) * Double(a.basis.ptr[r * k + j]) }
+                XCTAssertEqual(dot, i == j ? 1 : 0, accuracy: 1e-6, "UᵀU[\(i),\(j)]")
+            }
+        }
+        var other = cfg; other.seed += 1
+        XCTAssertNotEqual(Subspace(config: other).basis.toArray(), a.basis.toArray(), "U depends on the seed")
+    }
+
+    func testShapesFollowTheMode() throws {
+        let re = try subspaceConfig(.reparam), pr = try subspaceConfig(.projected)
+        let lr = ParamLayout(config: re, stage: .whole(re)), lp = ParamLayout(config: pr, stage: .whole(pr))
+        XCTAssertEqual(lr.tensor("wte")!.shape, [re.vocabSize, 4])
+        XCTAssertEqual(lr.tensor("h0.attn_proj")!.shape, [re.dModel, 4])
+        XCTAssertEqual(lr.tensor("h1.fc_proj")!.shape, [re.mlpHidden, 4])
+        XCTAssertEqual(lr.tensor("h2.fc_proj")!.shape, [re.mlpHidden, re.dModel], "the last block stays dense")
+        XCTAssertFalse(lr.tensor("h2.attn_proj")!.subspace)
+        XCTAssertEqual(lp.tensor("h0.attn_proj")!.shape, [pr.dModel, pr.dModel])
+        XCTAssertTrue(lp.tensor("h0.attn_proj")!.subspace)
+        XCTAssertThrowsError(try { var c = re; c.subspace!.rank = re.dModel; try c.validate() }()) {
+            XCTAssert("\($0)".contains("rank-k"))
+        }
+    }
+
+    func testGradientsMatchFiniteDifferencesInBothModes() throws {
+        for mode in SubspaceMode.allCases {
+            let cfg = try subspaceConfig(mode)
+            let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
+            let N = 2 * cfg.seqLen
+            var rng = SplitMix64(seed: 7)
+            let ids = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+            let targets = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+            func loss() -> Double { Double(model.forward(slot: 0, ids: ids, targets: targets)!) }
+            _ = loss()
+            model.zeroGrad()
+            model.backward(slot: 0, lossScale: 1 / Float(N))
+            let analytic = model.grads.toArray()
+            for t in model.layout.tensors {
+                analytic.withUnsafeBufferPointer {
+                    checkGradient("\(mode) \(t.name)", x: model.params.ptr + t.offset, analytic: $0.baseAddress! + t.offset,
+                                  count: t.count, samples: 3, eps: 1e-2, rtol: 5e-2, f: loss)
+                }
+            }
+        }
+    }
+
+    func testTrainingKeepsWeightsInTheSubspace() throws {
+        for mode in SubspaceMode.allCases {
+            var cfg = try subspaceConfig(mode)
+            cfg.initStd = 0.02
+            let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
+            XCTAssertLessThan(model.subspaceLeakage(), 1e-5, "\(mode): after initialisation")
+            var tc = TrainConfig()
+            tc.batchSize = 2; tc.microbatches = 1
+            tc.schedule = LRSchedule(maxLR: 1e-2, minLR: 1e-3, warmupSteps: 1, totalSteps: 5)
+            let trainer = LocalTrainer(model: model, train: tc)
+            var rng = SplitMix64(seed: 3)
+            let N = 2 * cfg.seqLen
+            var losses: [Float] = []
+            for s in 0..<5 {
+                let ids = (0..<N).map { _ in Int32(rng.int(below: 8)) }
+                losses.append(trainer.step(s, [Microbatch(ids: ids, targets: ids.map { ($0 + 1) % 8 })]).loss)
+            }
+            XCTAssertLessThan(losses.last!, losses.first!, "\(mode): the subspace model learns")
+            XCTAssertLessThan(model.subspaceLeakage(), 1e-5, "\(mode): after 5 AdamW steps")
+        }
+    }
+
+    func testLeakageCheckCanFail() throws {
+        let cfg = try subspaceConfig(.projected)
+        let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 1)
+        let t = model.layout.tensor("h0.fc_proj")!
+        model.params.ptr[t.offset] += 0.5  // push one weight out of span(U)
+        XCTAssertGreaterThan(model.subspaceLeakage(), 1e-3)
+        model.enforceConstraint()
+        XCTAssertLessThan(model.subspaceLeakage(), 1e-5, "projection restores the constraint")
+    }
+}
