@@ -27,10 +27,12 @@ let package = Package(
         .target(name: "ProtoPipeline", dependencies: ["ProtoCore"], swiftSettings: fast),
         // Thin checked wrapper over the MPI C API, and the MPI stage link.
         .target(name: "ProtoMPI", dependencies: ["CMPI", "ProtoPipeline"], swiftSettings: fast),
+        // Benchmark results: steady-state analysis, tables (Markdown, CSV, JSON), SVG plots.
+        .target(name: "ProtoReport", dependencies: ["ProtoPipeline"]),
         .executableTarget(
             name: "protomodel",
             dependencies: [
-                "ProtoCore", "ProtoData", "ProtoPipeline", "ProtoMPI",
+                "ProtoCore", "ProtoData", "ProtoPipeline", "ProtoMPI", "ProtoReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -38,5 +40,6 @@ let package = Package(
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "ProtoDataTests", dependencies: ["ProtoData"]),
         .testTarget(name: "ProtoPipelineTests", dependencies: ["ProtoPipeline", "ProtoData"]),
+        .testTarget(name: "ProtoReportTests", dependencies: ["ProtoReport"]),
     ]
 )

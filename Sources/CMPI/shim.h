@@ -21,6 +21,14 @@ static inline int pm_success(void) { return MPI_SUCCESS; }
 static inline int pm_thread_funneled(void) { return MPI_THREAD_FUNNELED; }
 static inline int pm_max_error_string(void) { return MPI_MAX_ERROR_STRING; }
 static inline int pm_max_library_version_string(void) { return MPI_MAX_LIBRARY_VERSION_STRING; }
+/* Number of ranks on this node (those that share memory with this one). */
+static inline int pm_local_size(void) {
+    MPI_Comm node; int n = 1;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) != MPI_SUCCESS) return 1;
+    MPI_Comm_size(node, &n);
+    MPI_Comm_free(&node);
+    return n;
+}
 /* Source of a completed receive's status; callers pass a pointer to a local status. */
 static inline int pm_status_source(const MPI_Status *s) { return s->MPI_SOURCE; }
 static inline int pm_status_tag(const MPI_Status *s) { return s->MPI_TAG; }

@@ -56,6 +56,9 @@ public enum MPIEnv {
         return String(cString: buf).split(separator: "\n").first.map(String.init) ?? "unknown"
     }
 
+    /// Ranks on this node (collective: every rank must call it).
+    public static var localSize: Int { Int(pm_local_size()) }
+
     public static var processorName: String {
         var buf = [CChar](repeating: 0, count: 256)
         var len: Int32 = 0

@@ -17,10 +17,17 @@ public final class MPILink: StageLink {
     }
 
     public func send(_ buf: WireBuffer, to dest: Int, tag: Int) throws {
+        var out = buf
+        if !buf.extraStamps.isEmpty {
+            // Emulator stamps for further links travel after the counted bytes.
+            out = WireBuffer(totalBytes: buf.count + 8 * buf.extraStamps.count)
+            out.raw.copyMemory(from: buf.raw, byteCount: buf.count)
+            for (i, s) in buf.extraStamps.enumerated() { out.raw.storeBytes(of: s, toByteOffset: buf.count + 8 * i, as: Double.self) }
+        }
         var req: MPI_Request? = pm_request_null()
-        try check(MPI_Isend(buf.raw, Int32(buf.count), pm_type_byte(), Int32(dest), Int32(tag), pm_comm_world(), &req),
-                  "MPI_Isend(\(buf.count) bytes to rank \(dest), tag \(tag))")
-        pending.append((req, buf))  // the buffer stays alive (pinned) until waitSends
+        try check(MPI_Isend(out.raw, Int32(out.count), pm_type_byte(), Int32(dest), Int32(tag), pm_comm_world(), &req),
+                  "MPI_Isend(\(out.count) bytes to rank \(dest), tag \(tag))")
+        pending.append((req, out))  // the buffer stays alive (pinned) until waitSends
     }
 
     /// Polls with MPI_Iprobe, backing off from spinning to sleeping: on an oversubscribed
@@ -45,7 +52,16 @@ public final class MPILink: StageLink {
         let buf = WireBuffer(totalBytes: Int(count))
         try check(MPI_Recv(buf.raw, count, pm_type_byte(), Int32(source), Int32(tag), pm_comm_world(), nil),
                   "MPI_Recv(\(count) bytes from rank \(source), tag \(tag))")
-        return buf
+        guard buf.count >= WireBuffer.headerBytes else { return buf }
+        let extra = max(0, buf.stampCount - 1)
+        guard extra > 0 else { return buf }
+        guard buf.count >= WireBuffer.headerBytes + 8 * extra else {
+            throw LinkError("rank \(rank): message from rank \(source) (tag \(tag)) claims \(extra) extra clock stamps but has \(buf.count) bytes")
+        }
+        let body = WireBuffer(totalBytes: buf.count - 8 * extra)
+        body.raw.copyMemory(from: buf.raw, byteCount: body.count)
+        body.extraStamps = (0..<extra).map { buf.raw.loadUnaligned(fromByteOffset: body.count + 8 * $0, as: Double.self) }
+        return body
     }
 
     public func waitSends() throws {
@@ -60,6 +76,13 @@ public final class MPILink: StageLink {
         var out = [Double](repeating: 0, count: values.count)
         try check(MPI_Allreduce(values, &out, Int32(values.count), pm_type_double(), pm_op_sum(), pm_comm_world()),
                   "MPI_Allreduce(\(values.count) doubles)")
+        return out
+    }
+
+    public func allreduceMax(_ values: [Double]) throws -> [Double] {
+        var out = [Double](repeating: 0, count: values.count)
+        try check(MPI_Allreduce(values, &out, Int32(values.count), pm_type_double(), pm_op_max(), pm_comm_world()),
+                  "MPI_Allreduce(max, \(values.count) doubles)")
         return out
     }
 

@@ -12,6 +12,8 @@ public struct StepReport: Sendable {
     /// Wall time of the step on rank 0 (includes waiting for the pipeline to drain).
     public var stepSeconds: Double
     public var stages: [StageStepMetrics]
+    /// The step on each emulated link (one per link the ranks follow).
+    public var emulated: [EmulatedStep] = []
     public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
     public var bytesBackward: Double { stages.reduce(0) { $0 + $1.bytesSentBackward } }
     /// Relative reconstruction error over all boundaries: sqrt(Σ‖x̂−x‖² / Σ‖x‖²) per direction.
@@ -31,13 +33,30 @@ public struct StepReport: Sendable {
     }
 }
 
+/// A step's time on one emulated link and where the ranks spent it (shares average over
+/// ranks and add up to 1: compute, waiting on the link, idle in the pipeline bubble).
+public struct EmulatedStep: Sendable {
+    public var link: LinkModel
+    public var clock: ClockMode
+    public var stepSeconds: Double
+    public var computeShare: Double
+    public var linkWaitShare: Double
+    public var bubbleShare: Double
+    /// Per rank: (compute, link wait, idle) seconds.
+    public var perRank: [(compute: Double, linkWait: Double, idle: Double)]
+}
+
 public final class DistributedTrainer {
     public let stage: PipelineStage
+    private var previousEnd: [Double]
     /// Layers per stage, in rank order (identical on every rank).
     public let split: [Int]
     public var link: StageLink { stage.comm.link }
 
-    public init(stage: PipelineStage, split: [Int]) { self.stage = stage; self.split = split }
+    public init(stage: PipelineStage, split: [Int]) {
+        self.stage = stage; self.split = split
+        previousEnd = Array(repeating: 0, count: stage.time.links.count)
+    }
 
     /// Every rank calls this each step; rank 0 passes the step's micro-batches and gets the report.
     public func step(_ step: Int, batches: [Microbatch]?) throws -> StepReport? {
@@ -46,10 +65,28 @@ public final class DistributedTrainer {
         let all = try link.gather(m.vector, root: 0)
         guard let all else { return nil }
         let metrics = all.map(StageStepMetrics.init)
-        return StepReport(step: step, loss: Float(metrics.last!.lossSum / Double(stage.schedule.microbatches)),
-                          lr: stage.train.schedule.lr(at: step),
-                          gradNorm: metrics.reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
-                          stepSeconds: Clock.wall() - t0, stages: metrics)
+        let wall = Clock.wall() - t0
+        var report = StepReport(step: step, loss: Float(metrics.last!.lossSum / Double(stage.schedule.microbatches)),
+                                lr: stage.train.schedule.lr(at: step),
+                                gradNorm: metrics.reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
+                                stepSeconds: wall, stages: metrics)
+        let time = stage.time
+        for (i, link) in time.links.enumerated() {
+            let end = metrics.map { $0.timing[i].clockEnd }.max() ?? 0
+            let seconds = time.mode == .virtual ? end - previousEnd[i] : wall
+            previousEnd[i] = end
+            let perRank = metrics.map { m -> (compute: Double, linkWait: Double, idle: Double) in
+                let c = min(m.computeSeconds, seconds), l = min(m.timing[i].linkWait, seconds - c)
+                return (c, l, max(0, seconds - c - l))
+            }
+            let n = Double(max(1, perRank.count)), den = max(seconds, 1e-12)
+            report.emulated.append(EmulatedStep(
+                link: link, clock: time.mode, stepSeconds: seconds,
+                computeShare: perRank.reduce(0) { $0 + $1.compute } / n / den,
+                linkWaitShare: perRank.reduce(0) { $0 + $1.linkWait } / n / den,
+                bubbleShare: perRank.reduce(0) { $0 + $1.idle } / n / den, perRank: perRank))
+        }
+        return report
     }
 
     /// Mean validation loss over `chunks` groups of M micro-batches; rank 0 passes them all

@@ -73,6 +73,11 @@ public final class InMemoryLink: StageLink {
             for i in 0..<acc.count { acc[i] += v[i] }
         }
     }
+    public func allreduceMax(_ values: [Double]) throws -> [Double] {
+        hub.exchange(values, rank: rank).reduce(into: [Double](repeating: -.infinity, count: values.count)) { acc, v in
+            for i in 0..<acc.count { acc[i] = max(acc[i], v[i]) }
+        }
+    }
     public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
         let all = hub.exchange(values, rank: rank)
         return rank == root ? all : nil

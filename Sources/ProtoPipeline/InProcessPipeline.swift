@@ -7,15 +7,19 @@ public final class InProcessPipeline: StepRunner {
     public let hub: InMemoryHub
     public private(set) var lastMetrics: [StageStepMetrics] = []
 
+    /// `links`/`clock`: the emulated links every stage follows (default: none, virtual clock).
     public init(config: ModelConfig, split: [Int], train: TrainConfig, schedule kind: ScheduleKind,
+                links: [LinkModel] = [.off], clock: ClockMode = .virtual,
                 makeCodec: (StageModel) -> WireCodec) throws {
         let specs = try StageSpec.stages(split: split, nLayer: config.nLayer)
         let sched = PipelineSchedule(kind: kind, stages: specs.count, microbatches: train.microbatches)
         hub = InMemoryHub(size: specs.count)
-        let links = hub.links()
+        let hubLinks = hub.links()
+        let epoch = Clock.wall()
         stages = specs.enumerated().map { s, spec in
             PipelineStage(config: config, stage: spec, train: train, schedule: sched, makeCodec: makeCodec,
-                          comm: StageComm(link: links[s], stage: s, stages: specs.count))
+                          comm: StageComm(link: hubLinks[s], stage: s, stages: specs.count),
+                          time: EmulatedTime(mode: clock, links: links, epoch: epoch))
         }
     }
 

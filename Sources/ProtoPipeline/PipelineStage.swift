@@ -17,16 +17,21 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var bytesSentBackward: Double = 0
     public var bytesSentTargets: Double = 0
     public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
+    public var timing: [LinkTiming] = []      // per emulated link: link wait, bubble, clock at step end
 
-    public static let fieldCount = 15
+    public static let fixedFields = 15
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
          wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward]
+            + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
     }
     public init() {}
     public init(_ v: [Double]) {
-        precondition(v.count == Self.fieldCount)
+        precondition(v.count >= Self.fixedFields && (v.count - Self.fixedFields) % 3 == 0)
+        timing = stride(from: Self.fixedFields, to: v.count, by: 3).map {
+            var t = LinkTiming(); (t.linkWait, t.bubbleWait, t.clockEnd) = (v[$0], v[$0 + 1], v[$0 + 2]); return t
+        }
         (lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets) =
             (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
@@ -43,6 +48,8 @@ public final class PipelineStage {
     public let schedule: PipelineSchedule
     public let codec: WireCodec
     public var comm: StageComm
+    /// This rank's emulated time (link emulator and clocks).
+    public let time: EmulatedTime
     public var stageIndex: Int { comm.stage }
     public var isFirst: Bool { comm.stage == 0 }
     public var isLast: Bool { comm.stage == comm.stages - 1 }
@@ -57,8 +64,10 @@ public final class PipelineStage {
     /// `stage` is this rank's part of the model; the first stage must be rank 0.
     /// `makeCodec` gets the stage's model (the subspace codec shares its U and E_fixed).
     public init(config: ModelConfig, stage: StageSpec, train: TrainConfig, schedule: PipelineSchedule,
-                makeCodec: (StageModel) -> WireCodec, comm: StageComm) {
-        self.train = train; self.schedule = schedule; self.comm = comm
+                makeCodec: (StageModel) -> WireCodec, comm: StageComm,
+                time: EmulatedTime = EmulatedTime(mode: .virtual, links: [.off])) {
+        self.train = train; self.schedule = schedule; self.comm = comm; self.time = time
+        self.comm.clock = { [time] in time.stamps() }
         actions = schedule.actions(stage: comm.stage)
         evalActions = schedule.evalActions(stage: comm.stage)
         let slots = max(1, schedule.maxInFlight(stage: comm.stage))
@@ -82,7 +91,9 @@ public final class PipelineStage {
 
     /// Forward-only pass over `batches` (first stage) for validation; loss on the last stage.
     public func evalStep(batches: [Microbatch]?) throws -> StageStepMetrics {
-        try run(evalActions, step: -1, batches: batches)
+        time.suspend()
+        defer { time.resume() }
+        return try run(evalActions, step: -1, batches: batches)
     }
 
     private func run(_ list: [Action], step: Int, batches: [Microbatch]?) throws -> StageStepMetrics {
@@ -99,6 +110,7 @@ public final class PipelineStage {
         }
         var met = StageStepMetrics()
         codec.errorStats = WireErrorStats()
+        time.beginStep()
         let stepStart = Clock.wall()
         let lossScale = 1 / Float(N * M)
         for a in list {
@@ -109,17 +121,17 @@ public final class PipelineStage {
                 try comm.sendTargets(m, b)
                 met.bytesSentTargets += Double(b.count)
             case let .recvTargets(m):
-                let b = try timedRecv(&met) { try comm.recvTargets(m) }
+                let b = try timedRecv(&met, charged: false) { try comm.recvTargets(m) }
                 guard b.payloadBytes == 4 * N else { throw LinkError("stage \(stageIndex): targets message of \(b.payloadBytes) bytes, expected \(4 * N)") }
                 targets[m].withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: b.payload, byteCount: 4 * N) }
             case let .recvForward(m):
-                let b = try timedRecv(&met) { try comm.recvForward(m) }
+                let b = try timedRecv(&met, charged: true) { try comm.recvForward(m) }
                 let slot = takeSlot(m)
                 let t0 = Clock.threadCPU()
                 try ids[m].withUnsafeMutableBufferPointer {
                     try codec.decodeForward(b, into: model.input(slot: slot), ids: $0.baseAddress!, n: N, d: d)
                 }
-                met.codecSeconds += Clock.threadCPU() - t0
+                met.codecSeconds += computed(t0)
             case let .forward(m):
                 let slot = slotOf[m] ?? takeSlot(m)
                 let t0 = Clock.threadCPU()
@@ -128,7 +140,7 @@ public final class PipelineStage {
                         model.forward(slot: slot, ids: i.baseAddress!, targets: isLast ? t.baseAddress! : nil)
                     }
                 }
-                met.forwardSeconds += Clock.threadCPU() - t0
+                met.forwardSeconds += computed(t0)
                 if let loss {
                     guard loss.isFinite else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step, microbatch: m) }
                     met.lossSum += Double(loss)
@@ -137,50 +149,66 @@ public final class PipelineStage {
             case let .sendForward(m):
                 let t0 = Clock.threadCPU()
                 let b = ids[m].withUnsafeBufferPointer { codec.encodeForward(model.output(slot: slotOf[m]!), ids: $0.baseAddress!, n: N, d: d) }
-                met.codecSeconds += Clock.threadCPU() - t0
+                met.codecSeconds += computed(t0)
                 try comm.sendForward(m, b)
                 met.bytesSentForward += Double(b.count)
                 if step < 0 { releaseSlot(m) }
             case let .recvBackward(m):
-                let b = try timedRecv(&met) { try comm.recvBackward(m) }
+                let b = try timedRecv(&met, charged: true) { try comm.recvBackward(m) }
                 let t0 = Clock.threadCPU()
                 try ids[m].withUnsafeBufferPointer { try codec.decodeBackward(b, into: dOut.ptr, ids: $0.baseAddress!, n: N, d: d) }
-                met.codecSeconds += Clock.threadCPU() - t0
+                met.codecSeconds += computed(t0)
             case let .backward(m):
                 let t0 = Clock.threadCPU()
                 model.backward(slot: slotOf[m]!, dOutput: isLast ? nil : UnsafePointer(dOut.ptr), lossScale: lossScale)
-                met.backwardSeconds += Clock.threadCPU() - t0
+                met.backwardSeconds += computed(t0)
                 releaseSlot(m)
             case let .sendBackward(m):
                 let t0 = Clock.threadCPU()
                 let b = ids[m].withUnsafeBufferPointer { codec.encodeBackward(model.inputGradient, ids: $0.baseAddress!, n: N, d: d) }
-                met.codecSeconds += Clock.threadCPU() - t0
+                met.codecSeconds += computed(t0)
                 try comm.sendBackward(m, b)
                 met.bytesSentBackward += Double(b.count)
             case .optimizerStep:
                 let t0 = Clock.threadCPU()
                 model.projectGradients()
                 let local = model.gradSumSquares()
-                met.optimizerSeconds += Clock.threadCPU() - t0
+                met.optimizerSeconds += computed(t0)
                 let global = try comm.link.allreduceSum([local])[0]
+                // The norm all-reduce synchronises every rank's emulated clock.
+                let latest = time.mode == .virtual ? try comm.link.allreduceMax(time.clocks) : []
+                time.allreduced(maxClocks: latest, ranks: comm.stages)
                 guard global.isFinite else { throw NonFiniteError(what: "gradient norm", stage: stageIndex, step: step, microbatch: nil) }
                 let t1 = Clock.threadCPU()
                 met.gradSumSquares = local
                 optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
                                gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
                 model.enforceConstraint()
-                met.optimizerSeconds += Clock.threadCPU() - t1
+                met.optimizerSeconds += computed(t1)
             }
         }
         try comm.link.waitSends()
         met.wireError = codec.errorStats
+        time.endStep()
+        met.timing = time.timing
         met.stepWallSeconds = Clock.wall() - stepStart
         return met
     }
 
-    private func timedRecv(_ met: inout StageStepMetrics, _ body: () throws -> WireBuffer) throws -> WireBuffer {
+    /// Thread CPU seconds since `t0`; the virtual clocks advance by them.
+    private func computed(_ t0: Double) -> Double {
+        let dt = Clock.threadCPU() - t0
+        time.compute(dt)
+        return dt
+    }
+
+    /// A receive, timed on the wall clock; boundary messages (`charged`) pass through the
+    /// link emulator, which may sleep (sleep clock) or advance the virtual clocks.
+    private func timedRecv(_ met: inout StageStepMetrics, charged: Bool, _ body: () throws -> WireBuffer) throws -> WireBuffer {
         let t0 = Clock.wall()
+        let began = time.wallNow()
         let b = try body()
+        if charged { try time.received(stamps: b.stamps, bytes: b.count, waitBegan: began, receivedAt: time.wallNow()) }
         met.recvWaitSeconds += Clock.wall() - t0
         return b
     }

@@ -12,6 +12,8 @@ public protocol StageLink: AnyObject {
     func waitSends() throws
     /// Element-wise sum over all ranks, identical on every rank.
     func allreduceSum(_ values: [Double]) throws -> [Double]
+    /// Element-wise maximum over all ranks, identical on every rank.
+    func allreduceMax(_ values: [Double]) throws -> [Double]
     /// Every rank's `values` (same length everywhere) at `root`; nil on the other ranks.
     func gather(_ values: [Double], root: Int) throws -> [[Double]]?
     func barrier() throws
@@ -30,13 +32,13 @@ public struct StageComm {
     public let link: StageLink
     public let stage: Int
     public let stages: Int
-    /// Clock stamped into every message (the link emulator reads it at the receiver).
-    public var clock: () -> Double = { 0 }
+    /// Clocks stamped into every message, one per emulated link (read at the receiver).
+    public var clock: () -> [Double] = { [0] }
 
     public init(link: StageLink, stage: Int, stages: Int) { self.link = link; self.stage = stage; self.stages = stages }
 
     private func stamp(_ b: WireBuffer, _ kind: MessageKind, _ m: Int) {
-        b.kind = kind.rawValue; b.microbatch = UInt32(m); b.sentAt = clock()
+        b.kind = kind.rawValue; b.microbatch = UInt32(m); b.stamps = clock()
     }
 
     /// Pairs with `recvForward` on stage + 1.

@@ -6,7 +6,7 @@ struct Protomodel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protomodel",
         abstract: "Pipeline-parallel GPT training over slow links with Protocol Models compression.",
-        subcommands: [Prepare.self, Train.self, Sample.self, Schedule.self, BenchEngine.self])
+        subcommands: [Prepare.self, Train.self, Bench.self, Sample.self, Schedule.self, BenchEngine.self])
 }
 
 /// This process's rank as the launcher tells it (before MPI starts): under mpirun or srun

@@ -14,7 +14,7 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("weight-decay"), help: "AdamW decoupled weight decay (matrices only).") var weightDecay: Float = 0.1
     @Option(name: .customLong("grad-clip"), help: "Global gradient-norm clip (0 disables).") var gradClip: Float = 1.0
     @Option(name: .customLong("data-seed"), help: "Seed for the order of training windows.") var dataSeed: UInt64 = 42
-    @Option(name: .customLong("eval-every"), help: "Validation loss every N steps (0: only at the end).") var evalEvery: Int = 50
+    @Option(name: .customLong("eval-every"), help: "Validation loss every N steps (0: only at the end; default 50 for train, 20 for bench).") var evalEvery: Int?
     @Option(name: .customLong("eval-batches"), help: "Micro-batches in the fixed validation slice.") var evalBatches: Int = 8
     @Option(help: "Write JSON Lines here: a header line, then one object per step.") var log: String?
     @Option(help: "Folder for the trained model (model.bin) and its tokenizer.") var out: String = "runs/latest"
@@ -28,7 +28,7 @@ struct TrainOptions: ParsableArguments {
         t.gradClip = gradClip
         t.dataSeed = dataSeed
         try t.validate()
-        if evalEvery < 0 { throw ValidationError("--eval-every \(evalEvery) must be ≥ 0") }
+        if let e = evalEvery, e < 0 { throw ValidationError("--eval-every \(e) must be ≥ 0") }
         if evalBatches < 1 { throw ValidationError("--eval-batches \(evalBatches) must be at least 1") }
         return t
     }

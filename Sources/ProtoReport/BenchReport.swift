@@ -1,0 +1,169 @@
+// The compressed-vs-dense benchmark's results: one row per (codec, link), written as
+// Markdown, CSV and JSON, plus the plots.
+import Foundation
+import ProtoPipeline
+
+/// What one training run measured on one emulated link.
+public struct BenchRun: Sendable {
+    public var codec: String
+    public var link: LinkModel
+    public var clock: ClockMode
+    public var bytesPerTokenForward: Double
+    public var bytesPerTokenBackward: Double
+    /// Dense fp32 bytes over this codec's bytes, forward.
+    public var compression: Double
+    /// Emulated step time of every step.
+    public var stepSeconds: [Double]
+    public var linkWaitShares: [Double]
+    public var bubbleShares: [Double]
+    /// Validation loss after `step` steps.
+    public var validation: [(step: Int, loss: Double)]
+    public var finalTrainLoss: Double
+
+    public init(codec: String, link: LinkModel, clock: ClockMode, bytesPerTokenForward: Double, bytesPerTokenBackward: Double,
+                compression: Double, stepSeconds: [Double], linkWaitShares: [Double], bubbleShares: [Double],
+                validation: [(step: Int, loss: Double)], finalTrainLoss: Double) {
+        self.codec = codec; self.link = link; self.clock = clock
+        self.bytesPerTokenForward = bytesPerTokenForward; self.bytesPerTokenBackward = bytesPerTokenBackward
+        self.compression = compression; self.stepSeconds = stepSeconds; self.linkWaitShares = linkWaitShares
+        self.bubbleShares = bubbleShares; self.validation = validation; self.finalTrainLoss = finalTrainLoss
+    }
+
+    /// Emulated wall-clock time when each validation point was taken.
+    public var validationByTime: [(seconds: Double, loss: Double)] {
+        var prefix = [0.0]
+        for t in stepSeconds { prefix.append(prefix.last! + t) }
+        return validation.map { (prefix[min($0.step, prefix.count - 1)], $0.loss) }
+    }
+}
+
+/// One line of the results table.
+public struct BenchRow: Sendable {
+    public var run: BenchRun
+    public var steady: SteadyState
+    public var tokensPerSecond: Double
+    public var linkWaitShare: Double
+    public var bubbleShare: Double
+    public var finalValidation: Double?
+    public var stepsToTarget: Int?
+    /// The speedrun score T = steps to the target validation loss × steady step time.
+    public var score: Double?
+}
+
+public enum BenchReport {
+    /// The default target: the best validation loss the worst codec reached (every run reaches it).
+    public static func defaultTarget(_ runs: [BenchRun]) -> Double? {
+        let best = runs.compactMap { $0.validation.map(\.loss).min() }
+        return best.max()
+    }
+
+    public static func rows(_ runs: [BenchRun], tokensPerStep: Int, target: Double?, window: Int, tolerance: Double) -> [BenchRow] {
+        runs.map { r in
+            let st = SteadyState.detect(r.stepSeconds, window: window, tolerance: tolerance)
+            let from = min(st.fromStep, max(0, r.stepSeconds.count - 1))
+            func mean(_ a: [Double]) -> Double { a.isEmpty ? 0 : a[from...].reduce(0, +) / Double(a.count - from) }
+            let steps = target.flatMap { t in r.validation.first { $0.loss <= t }?.step }
+            return BenchRow(run: r, steady: st, tokensPerSecond: Double(tokensPerStep) / max(st.seconds, 1e-12),
+                            linkWaitShare: mean(r.linkWaitShares), bubbleShare: mean(r.bubbleShares),
+                            finalValidation: r.validation.last?.loss, stepsToTarget: steps,
+                            score: steps.map { Double($0) * st.seconds })
+        }
+    }
+
+    static let columns = ["codec", "link", "bytes/token fwd", "bytes/token bwd", "compression", "steady step (s)",
+                          "tokens/s", "link wait", "bubble", "final val loss", "steps to target", "T (s)"]
+
+    static func cells(_ r: BenchRow) -> [String] {
+        [r.run.codec, r.run.link.name,
+         String(format: "%.1f", r.run.bytesPerTokenForward), String(format: "%.1f", r.run.bytesPerTokenBackward),
+         String(format: "%.1f×", r.run.compression),
+         String(format: "%.4f", r.steady.seconds) + (r.steady.reached ? "" : "*"),
+         String(format: "%.0f", r.tokensPerSecond),
+         String(format: "%.0f%%", r.linkWaitShare * 100), String(format: "%.0f%%", r.bubbleShare * 100),
+         r.finalValidation.map { String(format: "%.4f", $0) } ?? "–",
+         r.stepsToTarget.map(String.init) ?? "not reached",
+         r.score.map { String(format: "%.1f", $0) } ?? "–"]
+    }
+
+    public static func markdown(_ rows: [BenchRow], notes: [String]) -> String {
+        var s = notes.map { "- \($0)\n" }.joined() + "\n"
+        s += "| " + columns.joined(separator: " | ") + " |\n"
+        s += "|" + columns.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for r in rows { s += "| " + cells(r).joined(separator: " | ") + " |\n" }
+        if rows.contains(where: { !$0.steady.reached }) {
+            s += "\n\\* no three consecutive 10-step windows agreed within the tolerance; the mean of the last half is shown.\n"
+        }
+        return s
+    }
+
+    public static func csv(_ rows: [BenchRow]) -> String {
+        let head = ["codec", "link", "bandwidth_bit_s", "latency_s", "clock", "bytes_per_token_fwd", "bytes_per_token_bwd",
+                    "compression", "steady_step_s", "steady_reached", "steady_from_step", "tokens_per_s", "link_wait_share",
+                    "bubble_share", "final_val_loss", "steps_to_target", "score_T_s"]
+        var s = head.joined(separator: ",") + "\n"
+        for r in rows {
+            let f: [String] = [
+                r.run.codec, r.run.link.name, r.run.link.bitsPerSecond.map { String($0) } ?? "", String(r.run.link.latency),
+                r.run.clock.rawValue, String(r.run.bytesPerTokenForward), String(r.run.bytesPerTokenBackward),
+                String(r.run.compression), String(r.steady.seconds), String(r.steady.reached), String(r.steady.fromStep),
+                String(r.tokensPerSecond), String(r.linkWaitShare), String(r.bubbleShare),
+                r.finalValidation.map { String($0) } ?? "", r.stepsToTarget.map(String.init) ?? "", r.score.map { String($0) } ?? "",
+            ]
+            s += f.map { $0.contains(",") || $0.contains("\"") ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0 }
+                .joined(separator: ",") + "\n"
+        }
+        return s
+    }
+
+    public static func json(_ rows: [BenchRow], meta: [String: Any]) throws -> Data {
+        let list: [[String: Any]] = rows.map { r in
+            var o: [String: Any] = [
+                "codec": r.run.codec, "link": r.run.link.name, "latency_s": r.run.link.latency, "clock": r.run.clock.rawValue,
+                "bytes_per_token_fwd": r.run.bytesPerTokenForward, "bytes_per_token_bwd": r.run.bytesPerTokenBackward,
+                "compression": r.run.compression, "steady_step_s": r.steady.seconds, "steady_reached": r.steady.reached,
+                "steady_from_step": r.steady.fromStep, "tokens_per_s": r.tokensPerSecond,
+                "link_wait_share": r.linkWaitShare, "bubble_share": r.bubbleShare,
+                "step_times_s": r.run.stepSeconds,
+                "validation": r.run.validation.map { ["step": $0.step, "loss": $0.loss] },
+            ]
+            if let b = r.run.link.bitsPerSecond { o["bandwidth_bit_s"] = b }
+            if let v = r.finalValidation { o["final_val_loss"] = v }
+            if let s = r.stepsToTarget { o["steps_to_target"] = s }
+            if let t = r.score { o["score_T_s"] = t }
+            return o
+        }
+        var all = meta
+        all["results"] = list
+        return try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys])
+    }
+
+    /// Validation loss against emulated wall-clock time, one line per codec, on one link.
+    public static func lossVsTime(_ runs: [BenchRun], link: String, target: Double?) -> SVGPlot {
+        var series = runs.filter { $0.link.name == link }.map { r in
+            SVGPlot.Series(name: r.codec, points: r.validationByTime.map { (x: $0.seconds, y: $0.loss) })
+        }
+        if let t = target, let maxT = series.flatMap({ $0.points.map(\.x) }).max() {
+            series.append(SVGPlot.Series(name: String(format: "target %.3f", t), points: [(0, t), (maxT, t)], dashed: true))
+        }
+        return SVGPlot(title: "Validation loss vs emulated time, link \(link)", xLabel: "emulated wall-clock time (s)",
+                       yLabel: "validation loss", series: series)
+    }
+
+    /// Steady step time against link bandwidth, one line per codec; a link without a
+    /// bandwidth limit ("off") is drawn as a dashed level for each codec.
+    public static func stepTimeVsBandwidth(_ rows: [BenchRow]) -> SVGPlot {
+        var series: [SVGPlot.Series] = []
+        let codecs = rows.map(\.run.codec).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let bws = rows.compactMap(\.run.link.bitsPerSecond)
+        for c in codecs {
+            let mine = rows.filter { $0.run.codec == c }
+            let pts = mine.compactMap { r in r.run.link.bitsPerSecond.map { (x: $0, y: r.steady.seconds) } }.sorted { $0.x < $1.x }
+            if !pts.isEmpty { series.append(SVGPlot.Series(name: c, points: pts)) }
+            if let off = mine.first(where: { $0.run.link.bitsPerSecond == nil }), let lo = bws.min(), let hi = bws.max() {
+                series.append(SVGPlot.Series(name: "\(c), \(off.run.link.name)", points: [(lo, off.steady.seconds), (hi, off.steady.seconds)], dashed: true))
+            }
+        }
+        return SVGPlot(title: "Steady step time vs link bandwidth", xLabel: "bandwidth (bit/s)", yLabel: "steady step time (s)",
+                       logX: true, series: series)
+    }
+}

@@ -1,0 +1,144 @@
+// `protomodel bench`: the same model, data and seed with a list of codecs over a list of
+// emulated links, in one mpirun invocation; writes a table (Markdown, CSV, JSON) and plots.
+import ArgumentParser
+import Foundation
+import ProtoCore
+import ProtoMPI
+import ProtoPipeline
+import ProtoReport
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Compare wire codecs over emulated links: steady step time, bytes/token, loss and the speedrun score T.",
+        discussion: """
+        Run under mpirun, one rank per stage, e.g.
+          mpirun -np 8 protomodel bench --codecs dense,subspace:16 --links off,80mbit,200mbit:50ms --steps 300
+        With the virtual clock every codec trains once and follows every link at the same time
+        (the runs differ only in timing); with the sleep clock each (codec, link) pair trains
+        on its own. Codecs: dense, bf16, int8, topk[:FRACTION], subspace[:K][:reparam|projected][:bf16].
+        """)
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var pipeline: PipelineOptions
+    @OptionGroup var threading: ThreadOptions
+    @Option(help: "Comma-separated codecs to compare.") var codecs: String = "dense,subspace"
+    @Option(help: "Comma-separated emulated links (off, presets, BANDWIDTH[:LATENCY]).") var links: String = "off,80mbit,200mbit:50ms"
+    @Option(name: .customLong("bench-out"), help: "Folder for results.md, results.csv, results.json and the SVG plots.")
+    var benchOut: String = "bench/latest"
+    @Option(name: .customLong("target-loss"), help: "Validation loss for the speedrun score T (default: the best loss the worst codec reached).")
+    var targetLoss: Double?
+    @Option(name: .customLong("steady-window"), help: "Steps per window of the steady-state rule.") var steadyWindow: Int = 10
+    @Option(name: .customLong("steady-tolerance"), help: "Three consecutive windows within this relative spread mark the steady state.")
+    var steadyTolerance: Double = 0.01
+
+    func run() throws {
+        try runRanks(recvTimeout: pipeline.recvTimeout) { try bench($0) }
+    }
+
+    private func parseLists() throws -> ([CodecChoice], [LinkModel]) {
+        let cs = try codecs.split(separator: ",").map { try CodecChoice.parse(String($0).trimmingCharacters(in: .whitespaces)) }
+        let ls = try links.split(separator: ",").map { try LinkModel.parse(String($0)) }
+        guard !cs.isEmpty else { throw ValidationError("--codecs is empty; give e.g. dense,subspace:16") }
+        guard !ls.isEmpty else { throw ValidationError("--links is empty; give e.g. off,80mbit,200mbit:50ms") }
+        guard steadyWindow >= 1, steadyTolerance > 0 else { throw ValidationError("--steady-window must be ≥ 1 and --steady-tolerance > 0") }
+        return (cs, ls)
+    }
+
+    private func bench(_ link: MPILink) throws {
+        var lists: ([CodecChoice], [LinkModel]) = ([], [])
+        let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
+                                  check: { cfg in
+                                      lists = try parseLists()
+                                      for c in lists.0 { var m = cfg; try c.apply(to: &m) }
+                                  }, fingerprint: [codecs, links])
+        let (choices, linkModels) = lists
+        let rank = link.rank, size = link.size, tc = session.tc
+        let evalEvery = options.evalEvery ?? 20
+        // Virtual: one run per codec follows every link. Sleep: one run per (codec, link).
+        let plan: [(CodecChoice, [LinkModel])] = session.clock == .virtual
+            ? choices.map { ($0, linkModels) }
+            : choices.flatMap { c in linkModels.map { (c, [$0]) } }
+        let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
+        if rank == 0 {
+            print("bench       \(choices.count) codec(s) × \(linkModels.count) link(s), \(plan.count) training run(s) of \(tc.steps) steps, \(size) stage(s), \(session.clock.rawValue) clock")
+            try log?.write(["type": "config", "model": jsonObject(session.base), "train": jsonObject(tc),
+                            "versions": RunInfo.versions(mpi: MPIEnv.libraryVersion), "host": RunInfo.host,
+                            "git": RunInfo.gitRevision, "world_size": size, "split": session.split,
+                            "codecs": codecs, "links": links, "clock": session.clock.rawValue])
+        }
+        var runs: [BenchRun] = []
+        let wallStart = Clock.wall()
+        for (i, (choice, ls)) in plan.enumerated() {
+            let (trainer, cfg) = try session.makeTrainer(choice: choice, links: ls, schedule: pipeline.schedule)
+            let label = choice.label(cfg)
+            if rank == 0 { print("run \(i + 1)/\(plan.count)   \(label) over \(ls.map(\.name).joined(separator: ", "))") }
+            var times = Array(repeating: [Double](), count: ls.count)
+            var linkShares = times, bubbleShares = times
+            var vals: [(step: Int, loss: Double)] = []
+            var bytesF = 0.0, bytesB = 0.0, lastLoss = 0.0
+            let perBoundary = Double(session.tokensPerStep * max(1, size - 1))
+            let denseBytes = Double(tc.microbatches * max(0, size - 1) * (WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel))
+            try session.run(trainer, steps: tc.steps, evalEvery: evalEvery) { step, r, val in
+                for (j, e) in r.emulated.enumerated() {
+                    times[j].append(e.stepSeconds); linkShares[j].append(e.linkWaitShare); bubbleShares[j].append(e.bubbleShare)
+                }
+                bytesF = r.bytesForward; bytesB = r.bytesBackward; lastLoss = Double(r.loss)
+                if let val { vals.append((step + 1, Double(val))) }
+                if (step + 1) % 25 == 0 || step + 1 == tc.steps {
+                    let emu = r.emulated.map { String(format: "%@ %.0f ms", $0.link.name, $0.stepSeconds * 1000) }.joined(separator: ", ")
+                    print(String(format: "  step %4d/%d | loss %.4f | wall %.0f ms | emulated: %@", step + 1, tc.steps, r.loss, r.stepSeconds * 1000, emu)
+                          + (val.map { String(format: " | val %.4f", $0) } ?? ""))
+                }
+                var rec: [String: Any] = ["type": "step", "codec": label, "step": step, "loss": r.loss, "step_time_s": r.stepSeconds,
+                                          "bytes_fwd": r.bytesForward, "bytes_bwd": r.bytesBackward,
+                                          "emulated": r.emulated.map(emulatedRecord)]
+                if let val { rec["val_loss"] = val }
+                try log?.write(rec)
+            }
+            if rank == 0 {
+                for (j, l) in ls.enumerated() {
+                    runs.append(BenchRun(codec: label, link: l, clock: session.clock,
+                                         bytesPerTokenForward: bytesF / perBoundary, bytesPerTokenBackward: bytesB / perBoundary,
+                                         compression: bytesF > 0 ? denseBytes / bytesF : 1, stepSeconds: times[j],
+                                         linkWaitShares: linkShares[j], bubbleShares: bubbleShares[j],
+                                         validation: vals, finalTrainLoss: lastLoss))
+                }
+            }
+        }
+        guard rank == 0 else { return }
+        // Rows in (link, codec) order, so each link's codecs sit together.
+        runs.sort { a, b in
+            let la = linkModels.firstIndex { $0.name == a.link.name }!, lb = linkModels.firstIndex { $0.name == b.link.name }!
+            return la != lb ? la < lb : (plan.firstIndex { $0.0.label(session.base) == a.codec } ?? 0) < (plan.firstIndex { $0.0.label(session.base) == b.codec } ?? 0)
+        }
+        let target = targetLoss ?? BenchReport.defaultTarget(runs)
+        let rows = BenchReport.rows(runs, tokensPerStep: session.tokensPerStep, target: target,
+                                    window: steadyWindow, tolerance: steadyTolerance)
+        let cfg = session.base
+        let notes = [
+            "model: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(size) stages (split \(session.split.map(String.init).joined(separator: ","))), \(pipeline.schedule.rawValue)",
+            "run: \(tc.steps) steps × \(session.tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR), data \(options.data), validation every \(evalEvery) steps",
+            "clock: \(session.clock.rawValue) (\(session.clock == .virtual ? "per-rank clocks from thread CPU time and the link model" : "real sleeps on the wall clock"))",
+            "target validation loss for T: " + (target.map { String(format: "%.4f", $0) } ?? "none") + (targetLoss == nil ? " (the best loss the worst codec reached)" : ""),
+            "steady state: three consecutive \(steadyWindow)-step windows within \(steadyTolerance * 100)%",
+            "git \(RunInfo.gitRevision), \(RunInfo.host), \(MPIEnv.libraryVersion), total wall time \(formatDuration(Clock.wall() - wallStart))",
+        ]
+        let out = URL(fileURLWithPath: benchOut)
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        let md = "# protomodel bench\n\n" + BenchReport.markdown(rows, notes: notes)
+        try AtomicFile.write(Data(md.utf8), to: out.appendingPathComponent("results.md"))
+        try AtomicFile.write(Data(BenchReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
+        try AtomicFile.write(BenchReport.json(rows, meta: ["notes": notes, "target_loss": target as Any]), to: out.appendingPathComponent("results.json"))
+        var plots = ["steptime_vs_bandwidth.svg"]
+        try AtomicFile.write(Data(BenchReport.stepTimeVsBandwidth(rows).render().utf8), to: out.appendingPathComponent(plots[0]))
+        for l in linkModels {
+            let name = "loss_vs_time_" + l.name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() + ".svg"
+            try AtomicFile.write(Data(BenchReport.lossVsTime(runs, link: l.name, target: target).render().utf8), to: out.appendingPathComponent(name))
+            plots.append(name)
+        }
+        print("")
+        print(BenchReport.markdown(rows, notes: []))
+        print("wrote \(benchOut)/results.{md,csv,json} and \(plots.joined(separator: ", "))")
+    }
+}

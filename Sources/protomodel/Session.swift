@@ -1,0 +1,165 @@
+// What `train` and `bench` share: the start-up every rank goes through (rank 0 loads the
+// data, all ranks agree on the model and settings or stop together) and the step loop.
+import ArgumentParser
+import Foundation
+import ProtoCore
+import ProtoData
+import ProtoMPI
+import ProtoPipeline
+
+struct LoadedData {
+    var makeTrainLoader: () throws -> DataLoader
+    var trainTokens: Int
+    var valBatches: [Microbatch]
+    var tokenizer: Tokenizer
+}
+
+final class Session {
+    let link: MPILink
+    var rank: Int { link.rank }
+    var size: Int { link.size }
+    let tc: TrainConfig
+    /// The model shape before a codec applies its subspace (vocabulary from the tokenizer).
+    let base: ModelConfig
+    let split: [Int]
+    let data: LoadedData?  // rank 0 only
+    let evalChunks: Int
+    let clock: ClockMode
+
+    /// Every rank runs this. `check` validates what depends on the model shape (codecs,
+    /// links) identically on every rank; `fingerprint` lists settings every rank must share.
+    init(link: MPILink, model: ModelOptions, options: TrainOptions, pipeline: PipelineOptions, threading: ThreadOptions,
+         check: (ModelConfig) throws -> Void, fingerprint: [String]) throws {
+        self.link = link
+        let rank = link.rank, size = link.size
+        // Checks every rank makes identically: all ranks fail together, rank 0 says why.
+        func agreed<T>(_ body: () throws -> T) throws -> T {
+            do { return try body() } catch { throw StartupFailure(message: rank == 0 ? "\(error)" : nil) }
+        }
+        tc = try agreed { try options.trainConfig() }
+        var cfg = try agreed { try model.config() }
+        try agreed { try threading.apply() }
+        evalChunks = (options.evalBatches + tc.microbatches - 1) / tc.microbatches
+
+        // Rank 0 reads the tokenizer and data; everyone learns the vocabulary from it.
+        var loaded: LoadedData?
+        var failure: Error?
+        if rank == 0 {
+            do { loaded = try Self.loadData(options: options, model: model, cfg: cfg, tc: tc, evalMicrobatches: evalChunks * tc.microbatches) } catch { failure = error }
+        }
+        let hello = try link.allreduceSum([rank == 0 && failure == nil ? 1 : 0, Double(loaded?.tokenizer.vocabSize ?? 0)])
+        if let failure { throw StartupFailure(message: "\(failure)") }
+        guard hello[0] == 1 else { throw StartupFailure(message: nil) }
+        cfg.vocabSize = Int(hello[1])
+        try agreed { try cfg.validate() }
+        try agreed { try check(cfg) }
+        split = try agreed { try pipeline.layerSplit(nLayer: cfg.nLayer, stages: size) }
+        base = cfg
+        data = loaded
+
+        // Every rank must have been started with the same settings.
+        let fp = Self.fingerprint([String(describing: cfg), String(describing: tc), "\(split)", pipeline.schedule.rawValue,
+                                   pipeline.clock.rawValue] + fingerprint)
+        let sum = try link.allreduceSum([fp])[0]
+        guard sum == fp * Double(size) else {
+            throw StartupFailure(message: rank == 0 ? "ranks were started with different settings; give every rank the same flags" : nil)
+        }
+        clock = pipeline.clockMode(localRanks: MPIEnv.localSize)
+    }
+
+    private static func loadData(options: TrainOptions, model: ModelOptions, cfg: ModelConfig, tc: TrainConfig,
+                                 evalMicrobatches: Int) throws -> LoadedData {
+        let dir = URL(fileURLWithPath: options.data)
+        let tokenizer = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
+        if let v = model.vocabSize, v != tokenizer.vocabSize {
+            throw ValidationError("--vocab-size \(v) disagrees with \(options.data)/tokenizer.json (\(tokenizer.vocabSize)); drop the flag or re-run prepare")
+        }
+        let trainShards = try Shard.list(in: dir, split: "train")
+        let make = {
+            try DataLoader(shards: trainShards, vocabSize: tokenizer.vocabSize, seqLen: cfg.seqLen,
+                           batchSize: tc.batchSize, seed: tc.dataSeed, shuffle: true)
+        }
+        let first = try make()
+        let val = try DataLoader(shards: Shard.list(in: dir, split: "val"), vocabSize: tokenizer.vocabSize,
+                                 seqLen: cfg.seqLen, batchSize: tc.batchSize, seed: 0, shuffle: false)
+        let vb = val.fixedBatches(evalMicrobatches)
+        guard vb.count == evalMicrobatches else {
+            throw ValidationError("validation data in \(options.data) has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(evalMicrobatches) needed; lower --eval-batches or --batch-size")
+        }
+        return LoadedData(makeTrainLoader: make, trainTokens: first.tokenCount, valBatches: vb, tokenizer: tokenizer)
+    }
+
+    /// A fresh model (from the seed) with `choice` on the wire, following `links`.
+    func makeTrainer(choice: CodecChoice, links: [LinkModel], schedule: ScheduleKind) throws -> (DistributedTrainer, ModelConfig) {
+        var cfg = base
+        try choice.apply(to: &cfg)
+        let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+        let sched = PipelineSchedule(kind: schedule, stages: size, microbatches: tc.microbatches)
+        try link.barrier()  // a shared epoch for the sleep clock
+        let time = EmulatedTime(mode: clock, links: links, epoch: Clock.wall())
+        let stage = PipelineStage(config: cfg, stage: specs[rank], train: tc, schedule: sched,
+                                  makeCodec: choice.makeCodec, comm: StageComm(link: link, stage: rank, stages: size), time: time)
+        return (DistributedTrainer(stage: stage, split: split), cfg)
+    }
+
+    /// Trains `steps` steps from a fresh data order; `onStep` sees every step's report (rank 0)
+    /// and the validation loss when one was taken. Returns the last validation loss (rank 0).
+    @discardableResult
+    func run(_ trainer: DistributedTrainer, steps: Int, evalEvery: Int,
+             onStep: (Int, StepReport, Float?) throws -> Void) throws -> Float? {
+        let loader = try data?.makeTrainLoader()
+        var lastVal: Float?
+        for step in 0..<steps {
+            let batches = loader.map { l in (0..<tc.microbatches).map { _ in l.next() } }
+            let report = try trainer.step(step, batches: batches)
+            var val: Float?
+            if step == steps - 1 || (evalEvery > 0 && (step + 1) % evalEvery == 0) {
+                val = try trainer.evaluate(data?.valBatches, chunks: evalChunks)
+                lastVal = val ?? lastVal
+            }
+            guard let r = report else { continue }
+            guard r.loss.isFinite else { throw NonFiniteError(what: "loss", stage: size - 1, step: step, microbatch: nil) }
+            try onStep(step, r, val)
+        }
+        return lastVal
+    }
+
+    var tokensPerStep: Int { tc.microbatches * tc.batchSize * base.seqLen }
+
+    /// A 40-bit FNV-1a hash (exact in a Double, so an all-reduce can compare it).
+    static func fingerprint(_ parts: [String]) -> Double {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        for b in parts.joined(separator: "|").utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01B3 }
+        return Double(h & 0xFF_FFFF_FFFF)
+    }
+}
+
+/// A failure every rank knows about before training starts (bad flags or data): rank 0
+/// reports it and all ranks exit with status 1. `message` is nil on the ranks that only
+/// learned that rank 0 failed.
+struct StartupFailure: Error, CustomStringConvertible {
+    var message: String?
+    var description: String { message ?? "" }
+}
+
+/// Runs `body` on every rank; a failure on one rank is reported with its rank and stops
+/// the whole job at once (MPI_Abort) instead of leaving the others waiting.
+func runRanks(recvTimeout: Double, _ body: (MPILink) throws -> Void) throws {
+    try MPIEnv.initialize()
+    defer { MPIEnv.finalize() }
+    let link = try MPILink(recvTimeout: recvTimeout)
+    do {
+        try body(link)
+    } catch let e as StartupFailure {
+        throw e  // every rank knows; rank 0 prints it (see main)
+    } catch {
+        FileHandle.standardError.write(Data("protomodel: rank \(link.rank): \(error)\n".utf8))
+        MPIEnv.abort(1)
+    }
+}
+
+/// The JSON form of a step report's emulated timings.
+func emulatedRecord(_ e: EmulatedStep) -> [String: Any] {
+    ["link": e.link.name, "clock": e.clock.rawValue, "step_time_s": e.stepSeconds,
+     "compute_share": e.computeShare, "link_wait_share": e.linkWaitShare, "bubble_share": e.bubbleShare]
+}

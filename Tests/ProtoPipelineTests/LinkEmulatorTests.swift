@@ -1,0 +1,134 @@
+// The link emulator's arithmetic (SPEC §5) on known message sequences, link parsing, and
+// the emulated time of real pipeline steps.
+import XCTest
+import ProtoCore
+@testable import ProtoPipeline
+
+final class LinkEmulatorTests: XCTestCase {
+    func testParsing() throws {
+        let a = try LinkModel.parse("80mbit")
+        XCTAssertEqual(a.bitsPerSecond, 80e6); XCTAssertEqual(a.latency, 0)
+        let b = try LinkModel.parse("200mbit:50ms")
+        XCTAssertEqual(b.bitsPerSecond, 200e6); XCTAssertEqual(b.latency, 0.05, accuracy: 1e-15)
+        let c = try LinkModel.parse("1gbit:1ms")
+        XCTAssertEqual(c.bitsPerSecond, 1e9); XCTAssertEqual(c.latency, 0.001, accuracy: 1e-15)
+        XCTAssertEqual(try LinkModel.parse("500kbit:0.2s").latency, 0.2, accuracy: 1e-15)
+        XCTAssertTrue(try LinkModel.parse("off").isOff)
+        let p = try LinkModel.parse("speedrun")
+        XCTAssertEqual(p.name, "speedrun"); XCTAssertEqual(p.bitsPerSecond, 200e6); XCTAssertEqual(p.latency, 0.05, accuracy: 1e-15)
+        for bad in ["80mb", "fast", "0mbit", "80mbit:50", "80mbit:50ms:1", "-5mbit", ""] {
+            XCTAssertThrowsError(try LinkModel.parse(bad), bad) { XCTAssert("\($0)".contains("BANDWIDTH[:LATENCY]"), "\($0)") }
+        }
+    }
+
+    func testKnownMessageSequence() {
+        // 8 Mbit/s: one byte takes 1 µs; 10 ms latency.
+        let link = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010)
+        var inb = InboundLink()
+        XCTAssertEqual(inb.arrival(sentAt: 0, bytes: 1000, link: link), 0.011, accuracy: 1e-12)
+        // Sent while the link is busy: queued behind the first.
+        XCTAssertEqual(inb.arrival(sentAt: 0.0005, bytes: 2000, link: link), 0.023, accuracy: 1e-12)
+        // Sent after the link is free again.
+        XCTAssertEqual(inb.arrival(sentAt: 0.1, bytes: 1000, link: link), 0.111, accuracy: 1e-12)
+        XCTAssertEqual(inb.freeAt, 0.111, accuracy: 1e-12)
+        var off = InboundLink()
+        XCTAssertEqual(off.arrival(sentAt: 0.3, bytes: 1 << 30, link: .off), 0.3)
+    }
+
+    func testVirtualClockSplitsWaitingIntoLinkAndBubble() throws {
+        let link = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010)
+        let t = EmulatedTime(mode: .virtual, links: [link, .off])
+        t.beginStep()
+        t.compute(0.5)
+        XCTAssertEqual(t.clocks, [0.5, 0.5])
+        // Already arrived by the time we look (0.2 + 0.011 < 0.5): no waiting.
+        try t.received(stamps: [0.2, 0.2], bytes: 1000)
+        XCTAssertEqual(t.clocks, [0.5, 0.5])
+        // Sent in our future: 0.1 s of bubble, then 11 ms on the link (none when off).
+        try t.received(stamps: [0.6, 0.6], bytes: 1000)
+        XCTAssertEqual(t.clocks[0], 0.611, accuracy: 1e-12)
+        XCTAssertEqual(t.clocks[1], 0.6, accuracy: 1e-12)
+        XCTAssertEqual(t.timing[0].bubbleWait, 0.1, accuracy: 1e-12)
+        XCTAssertEqual(t.timing[0].linkWait, 0.011, accuracy: 1e-12)
+        XCTAssertEqual(t.timing[1].linkWait, 0)
+        // The all-reduce: latest clock plus 2·⌈log2 8⌉ scalar hops.
+        t.allreduced(maxClocks: [1.0, 0.9], ranks: 8)
+        XCTAssertEqual(t.clocks[0], 1.0 + 6 * (0.010 + 64 / 8e6), accuracy: 1e-12)
+        XCTAssertEqual(t.clocks[1], 0.9)
+        // Evaluation leaves no trace.
+        let before = t.clocks
+        t.suspend(); t.compute(5); try t.received(stamps: [9, 9], bytes: 10); t.resume()
+        XCTAssertEqual(t.clocks, before)
+        XCTAssertThrowsError(try t.received(stamps: [1], bytes: 10)) { XCTAssert("\($0)".contains("clock stamp")) }
+    }
+
+    /// Emulated step time of an in-process pipeline on link i: the latest rank's clock.
+    func stepTimes(_ p: InProcessPipeline, _ data: [[Microbatch]]) -> [[Double]] {
+        var prev = [Double](repeating: 0, count: p.stages[0].time.links.count)
+        return data.enumerated().map { s, batch in
+            _ = p.step(s, batch)
+            return prev.indices.map { i in
+                let end = p.lastMetrics.map { $0.timing[i].clockEnd }.max()!
+                defer { prev[i] = end }
+                return end - prev[i]
+            }
+        }
+    }
+
+    func testSlowLinkChargesBytesAndCompressionHelps() throws {
+        var (cfg, tc) = pipelineConfig()
+        cfg.subspace = nil
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 2, seed: 1)
+        // 1 Mbit/s: a dense message of N·d·4 bytes takes ~8 ms per KB, far above compute.
+        let slow = LinkModel(name: "1mbit", bitsPerSecond: 1e6, latency: 0)
+        let dense = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB, links: [.off, slow]) { _ in DenseCodec() }
+        let td = stepTimes(dense, data).last!
+        let N = tc.batchSize * cfg.seqLen
+        let msg = Double(WireBuffer.headerBytes + 4 * N * cfg.dModel) * 8 / 1e6
+        // M forward messages into stage 1 and M backward into stage 0, each on its own inbound link.
+        XCTAssertGreaterThanOrEqual(td[1], Double(tc.microbatches) * msg, "a 1 Mbit/s link carries every message")
+        XCTAssertLessThan(td[0], td[1])
+        var scfg = cfg
+        scfg.subspace = SubspaceConfig(rank: 2, mode: .reparam)
+        let sub = try InProcessPipeline(config: scfg, split: [2, 2], train: tc, schedule: .oneFOneB, links: [.off, slow]) { SubspaceCodec(subspace: $0.subspace!) }
+        let ts = stepTimes(sub, data).last!
+        XCTAssertLessThan(ts[1], td[1] / 2, "k=2 of d=16 sends far fewer bytes")
+        let linkShare = dense.lastMetrics.map { $0.timing[1].linkWait }.reduce(0, +)
+        XCTAssertGreaterThan(linkShare, 0, "time waiting on the link is reported")
+    }
+
+    func testSleepClockWaitsOnTheWallClock() throws {
+        let (cfg, tc) = pipelineConfig()
+        var one = tc; one.microbatches = 1
+        let data = syntheticBatches(cfg, B: one.batchSize, M: 1, steps: 1, seed: 1)
+        let lat = LinkModel(name: "20ms", bitsPerSecond: nil, latency: 0.02)
+        let p = try InProcessPipeline(config: cfg, split: [2, 2], train: one, schedule: .oneFOneB, links: [lat], clock: .sleep) { _ in DenseCodec() }
+        let t0 = Clock.wall()
+        _ = p.step(0, data[0])
+        // Forward and backward each cross one 20 ms link, then the 2-rank all-reduce costs 2 hops.
+        XCTAssertGreaterThanOrEqual(Clock.wall() - t0, 0.08)
+        XCTAssertGreaterThanOrEqual(p.lastMetrics[1].timing[0].linkWait + p.lastMetrics[1].timing[0].bubbleWait, 0.02)
+    }
+}
+
+final class SteadyStateTests: XCTestCase {
+    func testWarmupIsIgnored() {
+        // 20 slow warm-up steps, then a steady 1.0 s with ±0.2 % noise.
+        let warm: [Double] = (0..<20).map { (i: Int) -> Double in 3.0 - Double(i) * 0.1 }
+        let steady: [Double] = (0..<40).map { (i: Int) -> Double in i % 2 == 0 ? 1.002 : 0.998 }
+        let times = warm + steady
+        let s = SteadyState.detect(times)
+        XCTAssertTrue(s.reached)
+        XCTAssertEqual(s.fromStep, 20)
+        XCTAssertEqual(s.seconds, 1.0, accuracy: 1e-9)
+    }
+
+    func testNoSteadyStateFallsBackToTheLastHalf() {
+        let times: [Double] = (0..<40).map { (i: Int) -> Double in 1.0 + Double(i) * 0.1 }  // always slowing down
+        let s = SteadyState.detect(times)
+        XCTAssertFalse(s.reached)
+        XCTAssertEqual(s.fromStep, 20)
+        let expect: Double = times[20...].reduce(0, +) / 20
+        XCTAssertEqual(s.seconds, expect, accuracy: 1e-9)
+    }
+}
