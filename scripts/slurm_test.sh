@@ -31,7 +31,37 @@ submit() {  # name, sbatch args...
     fail=1
   fi
 }
+wait_state() {  # job id, states to wait for (regex), seconds
+  local s=""
+  for _ in $(seq 1 "$3"); do
+    s=$(scontrol show job "$1" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
+    if echo "$s" | grep -qE "^($2)$"; then echo "$s"; return 0; fi
+    sleep 1
+  done
+  echo "$s"
+}
 flags=(--steps 3 --eval-every 0 --eval-batches 8)
 LAUNCHER=srun submit single-srun --ntasks=4 jobs/train_single_node.sbatch "${flags[@]}"
 LAUNCHER=mpirun submit multi-mpirun --nodes=1 --ntasks-per-node=2 jobs/train_multi_node.sbatch "${flags[@]}"
+
+# Requeue on a signal: USR1 to the running job's ranks → checkpoint, exit 75, requeue, resume.
+out=runs/slurm-test-requeue
+rm -rf "$out"; mkdir -p "$out"
+jid=$(RUN_DIR=$out CHECKPOINT_EVERY=1000 sbatch --parsable --export=ALL --ntasks=2 --output="$out/slurm.out" \
+      jobs/train_requeue.sbatch --steps 150 --eval-every 0 --eval-batches 8)
+echo "slurm-test: requeue submitted as job $jid"
+wait_state "$jid" RUNNING 120 >/dev/null
+for _ in $(seq 1 120); do grep -q '"type":"step"' "$out/train.jsonl" 2>/dev/null && break; sleep 1; done
+scancel --signal=USR1 "$jid"
+state=$(wait_state "$jid" "COMPLETED|FAILED|CANCELLED|TIMEOUT" 600)
+restarts=$(scontrol show job "$jid" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+resumed=$(grep -c '"type":"resume"' "$out/train.jsonl" 2>/dev/null || true)
+last=$(grep '"type":"step"' "$out/train.jsonl" | tail -1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+if [ "$state" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && [ "${resumed:-0}" -ge 1 ] && [ "$last" = 149 ]; then
+  echo "slurm-test: requeue ok (signal → checkpoint → requeue → resumed, $restarts restart(s), finished step $((last + 1)))"
+else
+  echo "slurm-test: requeue FAILED (state $state, restarts $restarts, resumed $resumed, last step $last); output:" >&2
+  cat "$out/slurm.out" >&2 || true
+  fail=1
+fi
 exit $fail

@@ -14,6 +14,8 @@ public struct StepReport: Sendable {
     public var stages: [StageStepMetrics]
     /// The step on each emulated link (one per link the ranks follow).
     public var emulated: [EmulatedStep] = []
+    /// The update was skipped because the loss or gradients were not finite (--skip-nonfinite).
+    public var skipped: Bool { stages.contains { $0.skipped } }
     public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
     public var bytesBackward: Double { stages.reduce(0) { $0 + $1.bytesSentBackward } }
     /// Relative reconstruction error over all boundaries: sqrt(Σ‖x̂−x‖² / Σ‖x‖²) per direction.

@@ -18,12 +18,14 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var bytesSentTargets: Double = 0
     public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
     public var timing: [LinkTiming] = []      // per emulated link: link wait, bubble, clock at step end
+    public var skipped = false                 // the update was skipped (non-finite gradients, --skip-nonfinite)
 
-    public static let fixedFields = 15
+    public static let fixedFields = 16
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
-         wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward]
+         wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward,
+         skipped ? 1 : 0]
             + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
     }
     public init() {}
@@ -37,6 +39,7 @@ public struct StageStepMetrics: Sendable, Equatable {
             (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
         (wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward) =
             (v[11], v[12], v[13], v[14])
+        skipped = v[15] != 0
     }
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }
@@ -50,6 +53,10 @@ public final class PipelineStage {
     public var comm: StageComm
     /// This rank's emulated time (link emulator and clocks).
     public let time: EmulatedTime
+    /// Skip the update of a step whose loss or gradients are not finite (instead of stopping).
+    public var skipNonFinite = false
+    /// Test hook: poison this stage's gradients at this step (checks the non-finite handling).
+    public var injectNaNAtStep: Int?
     public var stageIndex: Int { comm.stage }
     public var isFirst: Bool { comm.stage == 0 }
     public var isLast: Bool { comm.stage == comm.stages - 1 }
@@ -114,6 +121,7 @@ public final class PipelineStage {
         let stepStart = Clock.wall()
         let lossScale = 1 / Float(N * M)
         for a in list {
+          do {
             switch a {
             case let .sendTargets(m):
                 let b = WireBuffer(payloadBytes: 4 * N)
@@ -142,7 +150,7 @@ public final class PipelineStage {
                 }
                 met.forwardSeconds += computed(t0)
                 if let loss {
-                    guard loss.isFinite else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step, microbatch: m) }
+                    guard loss.isFinite || (skipNonFinite && step >= 0) else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step, microbatch: m) }
                     met.lossSum += Double(loss)
                 }
                 if step < 0 && isLast { releaseSlot(m) }  // evaluation keeps nothing for backward
@@ -172,20 +180,34 @@ public final class PipelineStage {
             case .optimizerStep:
                 let t0 = Clock.threadCPU()
                 model.projectGradients()
+                if injectNaNAtStep == step { model.grads.ptr[0] = .nan }
                 let local = model.gradSumSquares()
                 met.optimizerSeconds += computed(t0)
                 let global = try comm.link.allreduceSum([local])[0]
                 // The norm all-reduce synchronises every rank's emulated clock.
                 let latest = time.mode == .virtual ? try comm.link.allreduceMax(time.clocks) : []
                 time.allreduced(maxClocks: latest, ranks: comm.stages)
-                guard global.isFinite else { throw NonFiniteError(what: "gradient norm", stage: stageIndex, step: step, microbatch: nil) }
-                let t1 = Clock.threadCPU()
                 met.gradSumSquares = local
+                if !global.isFinite {
+                    // Every rank sees the same global norm, so all skip or all stop together.
+                    guard skipNonFinite else {
+                        let culprit = local.isFinite ? "another stage's" : "this stage's"
+                        throw NonFiniteError(what: "gradient norm (\(culprit) gradients)", stage: stageIndex, step: step, microbatch: nil)
+                    }
+                    met.skipped = true
+                    continue
+                }
+                let t1 = Clock.threadCPU()
                 optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
                                gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
                 model.enforceConstraint()
                 met.optimizerSeconds += computed(t1)
             }
+          } catch let e as NonFiniteError {
+            throw e
+          } catch {
+            throw LinkError("stage \(stageIndex), action \(a): \(error)")
+          }
         }
         try comm.link.waitSends()
         met.wireError = codec.errorStats
@@ -236,6 +258,6 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     }
     public var description: String {
         "non-finite \(what) on stage \(stage) at step \(step)" + (microbatch.map { ", micro-batch \($0)" } ?? "")
-            + " — weights were not updated; lower --lr, keep --grad-clip on, or resume from the last checkpoint"
+            + " — weights were not updated; lower --lr, keep --grad-clip on, resume from the last checkpoint, or pass --skip-nonfinite to skip such steps"
     }
 }

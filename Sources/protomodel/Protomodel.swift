@@ -25,6 +25,8 @@ enum Entry {
         do {
             var command = try Protomodel.parseAsRoot()
             try command.run()
+        } catch let e as ExitCode where e.rawValue != 0 && e.rawValue != 1 {
+            Foundation.exit(e.rawValue)  // a deliberate status, e.g. 75 after a signal-triggered checkpoint
         } catch let e as StartupFailure where e.message == nil {
             Foundation.exit(1)  // rank 0 reports the cause
         } catch {

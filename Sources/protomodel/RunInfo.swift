@@ -49,14 +49,18 @@ final class JSONLWriter {
     private let handle: FileHandle
     let path: String
 
-    init(path: String) throws {
+    /// Creates (or, with `append`, continues) the log at `path`.
+    init(path: String, append: Bool = false) throws {
         self.path = path
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        guard FileManager.default.createFile(atPath: path, contents: nil) else {
-            throw IOError(path: path, problem: "cannot create the log file (check the folder exists and is writable)")
+        if !(append && FileManager.default.fileExists(atPath: path)) {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else {
+                throw IOError(path: path, problem: "cannot create the log file (check the folder exists and is writable)")
+            }
         }
         handle = try FileHandle(forWritingTo: url)
+        if append { try handle.seekToEnd() }
     }
 
     func write(_ object: [String: Any]) throws {

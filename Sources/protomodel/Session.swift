@@ -102,24 +102,47 @@ final class Session {
         return (DistributedTrainer(stage: stage, split: split), cfg)
     }
 
-    /// Trains `steps` steps from a fresh data order; `onStep` sees every step's report (rank 0)
-    /// and the validation loss when one was taken. Returns the last validation loss (rank 0).
+    /// Trains steps `startStep..<steps` (data order from the seed, restored to `position`
+    /// when resuming); `onStep` sees every step's report (rank 0) and the validation loss when
+    /// one was taken. With `recovery`, checkpoints every N steps and on SIGTERM/SIGUSR1.
+    /// Returns the last validation loss (rank 0).
     @discardableResult
-    func run(_ trainer: DistributedTrainer, steps: Int, evalEvery: Int,
+    func run(_ trainer: DistributedTrainer, steps: Int, evalEvery: Int, startStep: Int = 0,
+             position: DataLoader.Position? = nil, recovery: Recovery? = nil, failAt: (rank: Int, step: Int)? = nil,
+             onCheckpoint: (Int, URL) throws -> Void = { _, _ in },
              onStep: (Int, StepReport, Float?) throws -> Void) throws -> Float? {
         let loader = try data?.makeTrainLoader()
+        if let position { loader?.restore(position) }
         var lastVal: Float?
-        for step in 0..<steps {
+        for step in startStep..<steps {
+            if let f = failAt, f.rank == rank, f.step == step {
+                FileHandle.standardError.write(Data("protomodel: rank \(rank): --debug-fail-at: exiting abruptly at step \(step) (test hook)\n".utf8))
+                exit(9)
+            }
             let batches = loader.map { l in (0..<tc.microbatches).map { _ in l.next() } }
-            let report = try trainer.step(step, batches: batches)
+            let report: StepReport?
+            do { report = try trainer.step(step, batches: batches) } catch {
+                throw StepFailure(rank: rank, step: step, underlying: error)
+            }
             var val: Float?
             if step == steps - 1 || (evalEvery > 0 && (step + 1) % evalEvery == 0) {
                 val = try trainer.evaluate(data?.valBatches, chunks: evalChunks)
                 lastVal = val ?? lastVal
             }
-            guard let r = report else { continue }
-            guard r.loss.isFinite else { throw NonFiniteError(what: "loss", stage: size - 1, step: step, microbatch: nil) }
-            try onStep(step, r, val)
+            if let r = report {
+                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: size - 1, step: step, microbatch: nil) }
+                try onStep(step, r, val)
+            }
+            if let recovery {
+                // One scalar all-reduce: a signal seen by any rank stops every rank at this step.
+                let stop = Int32(try link.allreduceMax([Double(pendingStopSignal)])[0])
+                let every = recovery.options.checkpointEvery
+                if stop != 0 || (every > 0 && (step + 1) % every == 0) || (step + 1 == steps && every > 0) {
+                    let dir = try recovery.write(trainer, stepsDone: step + 1, loader: loader)
+                    try onCheckpoint(step + 1, dir)
+                }
+                if stop != 0 { throw StoppedBySignal(signal: stop, step: step + 1) }
+            }
         }
         return lastVal
     }
@@ -142,6 +165,14 @@ struct StartupFailure: Error, CustomStringConvertible {
     var description: String { message ?? "" }
 }
 
+/// An error on one rank during a step: says which rank, which step, and what failed.
+struct StepFailure: Error, CustomStringConvertible {
+    var rank: Int
+    var step: Int
+    var underlying: Error
+    var description: String { "step \(step): \(underlying)" }
+}
+
 /// Runs `body` on every rank; a failure on one rank is reported with its rank and stops
 /// the whole job at once (MPI_Abort) instead of leaving the others waiting.
 func runRanks(recvTimeout: Double, _ body: (MPILink) throws -> Void) throws {
@@ -152,6 +183,9 @@ func runRanks(recvTimeout: Double, _ body: (MPILink) throws -> Void) throws {
         try body(link)
     } catch let e as StartupFailure {
         throw e  // every rank knows; rank 0 prints it (see main)
+    } catch let e as StoppedBySignal {
+        if link.rank == 0 { FileHandle.standardError.write(Data("protomodel: \(e)\n".utf8)) }
+        throw ExitCode(75)
     } catch {
         FileHandle.standardError.write(Data("protomodel: rank \(link.rank): \(error)\n".utf8))
         MPIEnv.abort(1)

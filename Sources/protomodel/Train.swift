@@ -16,6 +16,7 @@ struct Train: ParsableCommand {
     @OptionGroup var options: TrainOptions
     @OptionGroup var pipeline: PipelineOptions
     @OptionGroup var codec: CodecOptions
+    @OptionGroup var checkpoint: CheckpointOptions
     @OptionGroup var threading: ThreadOptions
 
     func run() throws {
@@ -25,12 +26,31 @@ struct Train: ParsableCommand {
     private func train(_ link: MPILink) throws {
         let choice = try codec.choice()
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
-                                  check: { cfg in var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link) },
-                                  fingerprint: ["\(choice)", codec.link])
+                                  check: { cfg in
+                                      var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link)
+                                      try checkpoint.validate(ranks: link.size, steps: options.steps)
+                                  },
+                                  fingerprint: ["\(choice)", codec.link, "\(checkpoint.enabled)", "\(checkpoint.checkpointEvery)", "\(checkpoint.resume)"])
         let emuLink = try LinkModel.parse(codec.link)
         let (trainer, cfg) = try session.makeTrainer(choice: choice, links: [emuLink], schedule: pipeline.schedule)
         let rank = link.rank, size = link.size, tc = session.tc
-        let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
+        trainer.stage.skipNonFinite = checkpoint.skipNonFinite
+        if let (r, s) = try CheckpointOptions.rankStep(checkpoint.debugNaNAt, "--debug-nan-at"), r == rank { trainer.stage.injectNaNAtStep = s }
+
+        // Checkpoints and resume.
+        var recovery: Recovery?
+        var startStep = 0
+        var position: DataLoader.Position?
+        if checkpoint.enabled {
+            let identity = CheckpointIdentity(worldSize: size, split: session.split, model: cfg, codec: choice.label(cfg),
+                                              schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
+                                              microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed)
+            let r = Recovery(session: session, options: checkpoint, root: checkpoint.directory(out: options.out), identity: identity)
+            if checkpoint.resume { (startStep, position) = try r.resume(trainer) }
+            recovery = r
+            installStopHandlers()
+        }
+        let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0, append: startStep > 0) } : nil
         let tokensPerStep = session.tokensPerStep
         let showEmulated = session.clock == .virtual || !emuLink.isOff
         if rank == 0, let d = session.data {
@@ -39,7 +59,11 @@ struct Train: ParsableCommand {
             print("pipeline    \(size) stage(s), split \(session.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(choice.label(cfg)), \(MPIEnv.libraryVersion)")
             print("link        \(emuLink.isOff ? "off" : emuLink.name), \(session.clock.rawValue) clock")
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
-            try log?.write(["type": "config", "model": jsonObject(cfg), "train": jsonObject(tc),
+            if let r = recovery {
+                print("checkpoints \(r.root.path)" + (checkpoint.checkpointEvery > 0 ? " every \(checkpoint.checkpointEvery) steps, keep \(checkpoint.keep)" : " on SIGTERM/SIGUSR1 only")
+                      + (checkpoint.resume ? (startStep > 0 ? "; resumed after step \(startStep)" : "; no checkpoint to resume, starting fresh") : ""))
+            }
+            try log?.write(["type": startStep > 0 ? "resume" : "config", "resumed_at_step": startStep, "model": jsonObject(cfg), "train": jsonObject(tc),
                             "versions": RunInfo.versions(mpi: MPIEnv.libraryVersion), "host": RunInfo.host,
                             "git": RunInfo.gitRevision, "world_size": size, "split": session.split,
                             "schedule": pipeline.schedule.rawValue, "codec": choice.kind.rawValue, "codec_detail": choice.label(cfg),
@@ -49,9 +73,12 @@ struct Train: ParsableCommand {
 
         let start = Clock.wall()
         var emulatedTotal = 0.0
-        let lastVal = try session.run(trainer, steps: tc.steps, evalEvery: options.evalEvery ?? 50) { step, r, val in
+        let failAt = try CheckpointOptions.rankStep(checkpoint.debugFailAt, "--debug-fail-at")
+        let lastVal = try session.run(trainer, steps: tc.steps, evalEvery: options.evalEvery ?? 50, startStep: startStep,
+                                      position: position, recovery: recovery, failAt: failAt,
+                                      onCheckpoint: { step, dir in if rank == 0 { print("checkpoint  step \(step) written to \(dir.path)") } }) { step, r, val in
             let elapsed = Clock.wall() - start
-            let eta = elapsed / Double(step + 1) * Double(tc.steps - step - 1)
+            let eta = elapsed / Double(step + 1 - startStep) * Double(tc.steps - step - 1)
             let emu = r.emulated[0]
             emulatedTotal += emu.stepSeconds
             var line = String(format: "step %5d/%d | loss %.4f | lr %.2e | %7.1f ms | %7.0f tok/s",
@@ -60,6 +87,7 @@ struct Train: ParsableCommand {
                 line += String(format: " | emulated %7.1f ms, link %2.0f%%", emu.stepSeconds * 1000, emu.linkWaitShare * 100)
             }
             line += " | ETA " + formatDuration(eta)
+            if r.skipped { line += " | SKIPPED (non-finite)" }
             if let val { line += String(format: " | val %.4f", val) }
             print(line)
             let messages = Double(tc.microbatches * max(0, size - 1))
@@ -83,6 +111,11 @@ struct Train: ParsableCommand {
                      "codec_s": s.codecSeconds, "recv_wait_s": s.recvWaitSeconds, "wall_s": s.stepWallSeconds,
                      "link_wait_s": emu.perRank[i].linkWait, "idle_s": emu.perRank[i].idle] }]
             if let val { rec["val_loss"] = val }
+            if r.skipped {  // JSON has no NaN: a skipped step's loss and norm are null
+                rec["skipped"] = true
+                if !r.loss.isFinite { rec["loss"] = NSNull() }
+                if !r.gradNorm.isFinite { rec["grad_norm"] = NSNull() }
+            }
             try log?.write(rec)
         }
         let whole = try trainer.gatherParameters()
