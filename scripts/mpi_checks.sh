@@ -15,7 +15,12 @@ run() {  # np, name, train flags...
     $BIN train --data data/kjv --eval-every 0 --eval-batches 4 --out "$OUT/$name" --log "$OUT/$name.jsonl" "$@" \
     > "$OUT/$name.out" 2>&1 || { echo "mpi-checks: $name (np=$np) exited non-zero:" >&2; cat "$OUT/$name.out" >&2; fail=1; }
 }
-losses() { grep '"type":"step"' "$1" | sed -n 's/.*"loss":\([-0-9.eE+]*\).*/\1/p'; }
+# Per-step losses in step order; when a step was logged twice (a run that was killed and
+# resumed), the later record wins.
+losses() {
+  grep '"type":"step"' "$1" | sed -n 's/.*"loss":\([-0-9.eE+]*\).*"step":\([0-9]*\).*/\2 \1/p' |
+    awk '{ v[$1] = $2; if ($1 > n) n = $1 } END { for (i = 0; i <= n; i++) print v[i] }'
+}
 same_losses() {  # name-a, name-b: equal per-step losses (relative difference <= 1e-5)
   local a b
   a=$(losses "$OUT/$1.jsonl" 2>/dev/null || true); b=$(losses "$OUT/$2.jsonl" 2>/dev/null || true)
@@ -51,6 +56,48 @@ same_losses np1 np4-1f1b
 same_losses np1 np4-gpipe
 same_losses np1 np3-uneven
 
+# Compressed pipeline = one process of the same subspace model, both ways of keeping the constraint.
+run 1 sub-np1 "${common[@]}" --codec subspace --rank-k 16
+run 4 sub-np4 "${common[@]}" --codec subspace --rank-k 16
+same_losses sub-np1 sub-np4
+run 1 subp-np1 "${common[@]}" --codec subspace --rank-k 16 --subspace-mode projected
+run 4 subp-np4 "${common[@]}" --codec subspace --rank-k 16 --subspace-mode projected --schedule gpipe
+same_losses subp-np1 subp-np4
+
+# A killed rank ends the job (non-zero) within 30 s; resuming from the last checkpoint gives
+# the uninterrupted run's losses.
+t0=$SECONDS; rc=0
+timeout 60 mpirun --oversubscribe -np 4 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+  --eval-every 0 --eval-batches 4 "${common[@]}" --out "$OUT/resume" --log "$OUT/resume.jsonl" \
+  --checkpoint-every 3 --debug-fail-at 2:4 > "$OUT/killed.out" 2>&1 || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $((SECONDS - t0)) -le 30 ]; then
+  echo "mpi-checks: ok   killed rank 2 at step 4: job exited $rc in $((SECONDS - t0)) s"
+else
+  echo "mpi-checks: FAIL killed rank: exit $rc after $((SECONDS - t0)) s (124 = hung)" >&2; cat "$OUT/killed.out" >&2; fail=1
+fi
+run 4 resume "${common[@]}" --checkpoint-every 3 --resume
+grep -q '"type":"resume"' "$OUT/resume.jsonl" || { echo "mpi-checks: FAIL resume did not resume" >&2; fail=1; }
+same_losses np4-1f1b resume
+
+# Checkpoint problems: a different world size, a damaged stage file.
+expect_error resume-mismatch "world size: checkpoint has 4, this run has 2" 2 "${common[@]}" --steps 6 --out "$OUT/resume" --resume
+stage=$(ls -d "$OUT"/resume/checkpoints/step_* | tail -1)/stage_001.bin
+head -c 1000 "$stage" > "$stage.cut" && mv "$stage.cut" "$stage"
+expect_error resume-truncated "truncated" 4 "${common[@]}" --out "$OUT/resume" --resume
+
+# Non-finite gradients stop the run with the step and stage named, or are skipped.
+expect_error nonfinite "non-finite gradient norm" 4 "${common[@]}" --debug-nan-at 1:2
+run 4 nonfinite-skip "${common[@]}" --debug-nan-at 1:2 --skip-nonfinite
+grep -q '"skipped":true' "$OUT/nonfinite-skip.jsonl" && echo "mpi-checks: ok   --skip-nonfinite skipped the poisoned step and finished" \
+  || { echo "mpi-checks: FAIL --skip-nonfinite" >&2; fail=1; }
+
+# Bad flags: every rank stops at once, rank 0 names the flag.
+expect_error bad-rank-k "rank-k 128 must be in 1..<128" 2 --codec subspace --rank-k 128
+expect_error bad-rank-k-codec "only applies with --codec subspace" 2 --rank-k 8
+expect_error bad-link "expected off, a preset" 2 --link 80mb
+expect_error bad-topk "must be in (0, 1]" 2 --codec topk --topk-fraction 1.5
+expect_error bad-microbatches "microbatches" 2 --microbatches 0
+expect_error bad-fail-at "rank 7 does not exist" 2 --debug-fail-at 7:1
 expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
 expect_error split-mismatch "give one layer count per rank" 2 --split 4,2,2 --steps 2
 expect_error split-coverage "split" 2 --split 4,3 --steps 2

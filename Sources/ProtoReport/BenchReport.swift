@@ -51,10 +51,14 @@ public struct BenchRow: Sendable {
 }
 
 public enum BenchReport {
-    /// The default target: the best validation loss the worst codec reached (every run reaches it).
-    public static func defaultTarget(_ runs: [BenchRun]) -> Double? {
+    /// The default target: the best validation loss reached by the worst of the codecs that
+    /// train properly (best loss within `slack` of the best codec's), so every one of those
+    /// reaches it; a codec that diverges or stalls far above (e.g. aggressive top-k) shows
+    /// "not reached" instead of dragging the target up.
+    public static func defaultTarget(_ runs: [BenchRun], slack: Double = 0.2) -> Double? {
         let best = runs.compactMap { $0.validation.map(\.loss).min() }
-        return best.max()
+        guard let overall = best.min() else { return nil }
+        return best.filter { $0 <= overall * (1 + slack) }.max()
     }
 
     public static func rows(_ runs: [BenchRun], tokensPerStep: Int, target: Double?, window: Int, tolerance: Double) -> [BenchRow] {

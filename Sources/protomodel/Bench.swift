@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated emulated links (off, presets, BANDWIDTH[:LATENCY]).") var links: String = "off,80mbit,200mbit:50ms"
     @Option(name: .customLong("bench-out"), help: "Folder for results.md, results.csv, results.json and the SVG plots.")
     var benchOut: String = "bench/latest"
-    @Option(name: .customLong("target-loss"), help: "Validation loss for the speedrun score T (default: the best loss the worst codec reached).")
+    @Option(name: .customLong("target-loss"), help: "Validation loss for the speedrun score T (default: the best loss reached by the worst codec among those whose best is within 20% of the best codec's).")
     var targetLoss: Double?
     @Option(name: .customLong("steady-window"), help: "Steps per window of the steady-state rule.") var steadyWindow: Int = 10
     @Option(name: .customLong("steady-tolerance"), help: "Three consecutive windows within this relative spread mark the steady state.")
@@ -120,7 +120,7 @@ struct Bench: ParsableCommand {
             "model: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(size) stages (split \(session.split.map(String.init).joined(separator: ","))), \(pipeline.schedule.rawValue)",
             "run: \(tc.steps) steps × \(session.tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR), data \(options.data), validation every \(evalEvery) steps",
             "clock: \(session.clock.rawValue) (\(session.clock == .virtual ? "per-rank clocks from thread CPU time and the link model" : "real sleeps on the wall clock"))",
-            "target validation loss for T: " + (target.map { String(format: "%.4f", $0) } ?? "none") + (targetLoss == nil ? " (the best loss the worst codec reached)" : ""),
+            "target validation loss for T: " + (target.map { String(format: "%.4f", $0) } ?? "none") + (targetLoss == nil ? " (the best loss reached by the worst codec among those within 20% of the best codec)" : ""),
             "steady state: three consecutive \(steadyWindow)-step windows within \(steadyTolerance * 100)%",
             "git \(RunInfo.gitRevision), \(RunInfo.host), \(MPIEnv.libraryVersion), total wall time \(formatDuration(Clock.wall() - wallStart))",
         ]

@@ -24,7 +24,8 @@ struct Train: ParsableCommand {
     }
 
     private func train(_ link: MPILink) throws {
-        let choice = try codec.choice()
+        let choice: CodecChoice
+        do { choice = try codec.choice() } catch { throw StartupFailure(message: link.rank == 0 ? "\(error)" : nil) }
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
                                   check: { cfg in
                                       var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link)

@@ -16,6 +16,8 @@ final class BenchReportTests: XCTestCase {
         let dense = try run("dense", "200mbit:50ms", step: 2.0, vals: [(10, 4.0), (20, 3.5), (30, 3.2), (50, 3.0)])
         let sub = try run("subspace k=16", "200mbit:50ms", step: 0.5, vals: [(10, 4.2), (20, 3.8), (30, 3.4), (50, 3.3)])
         XCTAssertEqual(BenchReport.defaultTarget([dense, sub]), 3.3, "the best loss of the worst codec")
+        let broken = try run("topk 0.1", "200mbit:50ms", step: 0.5, vals: [(10, 6.0), (50, 5.7)])
+        XCTAssertEqual(BenchReport.defaultTarget([dense, sub, broken]), 3.3, "a codec far behind does not set the target")
         let rows = BenchReport.rows([dense, sub], tokensPerStep: 1000, target: 3.3, window: 10, tolerance: 0.01)
         XCTAssertEqual(rows[0].steady.seconds, 2.0, accuracy: 1e-12)
         XCTAssertEqual(rows[0].steady.fromStep, 10)

@@ -1,0 +1,124 @@
+// Checkpoints: resuming equals the uninterrupted run; damaged or mismatched checkpoints are
+// refused with a message that names the problem; non-finite steps stop or are skipped.
+import XCTest
+import ProtoCore
+@testable import ProtoPipeline
+
+final class CheckpointTests: XCTestCase {
+    var root: URL!
+    override func setUpWithError() throws {
+        root = FileManager.default.temporaryDirectory.appendingPathComponent("pm-ckpt-\(UUID().uuidString)")
+    }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: root) }
+
+    func identity(_ cfg: ModelConfig, _ tc: TrainConfig, split: [Int]) -> CheckpointIdentity {
+        CheckpointIdentity(worldSize: split.count, split: split, model: cfg, codec: "dense", schedule: "1f1b",
+                           batchSize: tc.batchSize, microbatches: tc.microbatches, totalSteps: 6, dataSeed: tc.dataSeed)
+    }
+
+    /// Writes every stage of `p` as one checkpoint after `step` steps.
+    func save(_ p: InProcessPipeline, step: Int, id: CheckpointIdentity) throws -> URL {
+        let dir = Checkpoint.stepDirectory(root, step: step)
+        let files = try p.stages.enumerated().map { try Checkpoint.writeStage($1, rank: $0, to: dir) }
+        try Checkpoint.writeManifest(CheckpointManifest(step: step, identity: id, files: files), to: dir)
+        return dir
+    }
+
+    func load(_ p: InProcessPipeline, from dir: URL) throws {
+        let m = try Checkpoint.readManifest(dir)
+        for (r, s) in p.stages.enumerated() { try Checkpoint.readStage(s, rank: r, from: dir, expected: m.files[r]) }
+    }
+
+    func testResumeEqualsUninterrupted() throws {
+        for sub in [false, true] {
+            var (cfg, tc) = pipelineConfig()
+            if sub { cfg.subspace = SubspaceConfig(rank: 4, mode: .projected) }
+            let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 6, seed: 4)
+            let make = { try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { m -> WireCodec in
+                sub ? SubspaceCodec(subspace: m.subspace!) : DenseCodec() } }
+            let full = try make()
+            let ref = data.enumerated().map { full.step($0, $1).loss }
+            let first = try make()
+            for s in 0..<3 { _ = first.step(s, data[s]) }
+            let dir = try save(first, step: 3, id: identity(cfg, tc, split: [1, 2, 1]))
+            let resumed = try make()
+            try load(resumed, from: dir)
+            for s in 3..<6 { XCTAssertEqual(resumed.step(s, data[s]).loss, ref[s], "subspace \(sub): step \(s) after resume") }
+            for t in full.stages[1].model.layout.tensors {
+                XCTAssertEqual(resumed.parameter(t.name), full.parameter(t.name), "\(t.name) after resume")
+            }
+        }
+    }
+
+    func testDamagedCheckpointsAreRefused() throws {
+        let (cfg, tc) = pipelineConfig()
+        let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .gpipe) { _ in DenseCodec() }
+        let dir = try save(p, step: 2, id: identity(cfg, tc, split: [2, 2]))
+        let file = dir.appendingPathComponent(Checkpoint.stageFileName(rank: 1))
+        var bytes = try Data(contentsOf: file)
+        // Flipped byte: checksum.
+        bytes[100] ^= 0xFF
+        try bytes.write(to: file)
+        XCTAssertThrowsError(try load(p, from: dir)) { XCTAssert("\($0)".contains("checksum"), "\($0)") }
+        // Truncated.
+        try bytes.prefix(bytes.count / 2).write(to: file)
+        XCTAssertThrowsError(try load(p, from: dir)) { XCTAssert("\($0)".contains("truncated"), "\($0)") }
+        // Missing manifest: not a complete checkpoint, and `complete(in:)` skips it.
+        try FileManager.default.removeItem(at: dir.appendingPathComponent("manifest.json"))
+        XCTAssertThrowsError(try Checkpoint.readManifest(dir)) { XCTAssert("\($0)".contains("not a complete checkpoint")) }
+        XCTAssertTrue(Checkpoint.complete(in: root).isEmpty)
+        // Garbage manifest.
+        try Data("{not json".utf8).write(to: dir.appendingPathComponent("manifest.json"))
+        XCTAssertThrowsError(try Checkpoint.readManifest(dir)) { XCTAssert("\($0)".contains("unreadable")) }
+        // A stage file of another rank.
+        let d2 = try save(p, step: 3, id: identity(cfg, tc, split: [2, 2]))
+        let m = try Checkpoint.readManifest(d2)
+        XCTAssertThrowsError(try Checkpoint.readStage(p.stages[0], rank: 0, from: d2, expected: m.files[1])) { _ in }
+    }
+
+    func testMismatchSaysWhatDiffers() throws {
+        let (cfg, tc) = pipelineConfig()
+        let a = identity(cfg, tc, split: [2, 2])
+        var b = a
+        b.worldSize = 4; b.split = [1, 1, 1, 1]; b.codec = "subspace k=4"; b.model.dModel = 32
+        let d = a.differences(from: b)
+        XCTAssertEqual(d.count, 4, "\(d)")
+        XCTAssert(d[0].contains("world size: checkpoint has 2, this run has 4"))
+        XCTAssert(d.contains { $0.contains("--split 2,2") })
+        XCTAssert(d.contains { $0.contains("model shape") && $0.contains("d=16") })
+        XCTAssertTrue(a.differences(from: a).isEmpty)
+    }
+
+    func testPruneKeepsNewestAndDropsIncomplete() throws {
+        let (cfg, tc) = pipelineConfig()
+        let p = try InProcessPipeline(config: cfg, split: [4], train: tc, schedule: .gpipe) { _ in DenseCodec() }
+        for s in [1, 2, 3, 4] { _ = try save(p, step: s, id: identity(cfg, tc, split: [4])) }
+        try FileManager.default.createDirectory(at: Checkpoint.stepDirectory(root, step: 0), withIntermediateDirectories: true)
+        Checkpoint.prune(root, keep: 2)
+        XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [3, 4])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: Checkpoint.stepDirectory(root, step: 0).path))
+    }
+
+    func testNonFiniteGradientsStopOrSkip() throws {
+        let (cfg, tc) = pipelineConfig()
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 3, seed: 4)
+        let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB) { _ in DenseCodec() }
+        p.stages[0].injectNaNAtStep = 1
+        _ = p.step(0, data[0])
+        XCTAssertThrowsError(try p.runAll { try $0.trainStep(1, batches: $0.isFirst ? data[1] : nil) }) {
+            XCTAssert("\($0)".contains("non-finite gradient norm"), "\($0)")
+            XCTAssert("\($0)".contains("step 1"), "\($0)")
+        }
+        // Skipping: the poisoned step leaves every weight untouched, the next one trains.
+        let q = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB) { _ in DenseCodec() }
+        for s in q.stages { s.skipNonFinite = true }
+        q.stages[1].injectNaNAtStep = 1
+        _ = q.step(0, data[0])
+        let before = q.parameter("h0.qkv")!
+        _ = q.step(1, data[1])
+        XCTAssertTrue(q.lastMetrics.contains { $0.skipped })
+        XCTAssertEqual(q.parameter("h0.qkv")!, before, "a skipped step changes no weight")
+        XCTAssert(q.step(2, data[2]).loss.isFinite)
+        XCTAssertNotEqual(q.parameter("h0.qkv")!, before)
+    }
+}
