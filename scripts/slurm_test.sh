@@ -44,6 +44,18 @@ flags=(--steps 3 --eval-every 0 --eval-batches 8)
 LAUNCHER=srun submit single-srun --ntasks=4 jobs/train_single_node.sbatch "${flags[@]}"
 LAUNCHER=mpirun submit multi-mpirun --nodes=1 --ntasks-per-node=2 jobs/train_multi_node.sbatch "${flags[@]}"
 
+# The benchmark script: a tiny comparison must write its table.
+out=runs/slurm-test-bench
+rm -rf "$out"; mkdir -p "$out"
+jid=$(RUN_DIR=$out STEPS=4 CODECS=dense,subspace:16 LINKS=off,80mbit sbatch --parsable --export=ALL --ntasks=2 \
+      --output="$out/slurm.out" jobs/bench.sbatch --eval-every 2 --eval-batches 8)
+state=$(wait_state "$jid" "COMPLETED|FAILED|CANCELLED|TIMEOUT" 600)
+if [ "$state" = COMPLETED ] && grep -q "| subspace k=16 | 80mbit |" "$out/bench/results.md" 2>/dev/null && [ -s "$out/bench/steptime_vs_bandwidth.svg" ]; then
+  echo "slurm-test: bench ok (results.md and plots written)"
+else
+  echo "slurm-test: bench FAILED (state $state); output:" >&2; cat "$out/slurm.out" >&2 || true; fail=1
+fi
+
 # Requeue on a signal: USR1 to the running job's ranks → checkpoint, exit 75, requeue, resume.
 out=runs/slurm-test-requeue
 rm -rf "$out"; mkdir -p "$out"

@@ -34,16 +34,44 @@ public enum CodecKind: String, CaseIterable, Sendable {
     stats.0 += Double(e); stats.1 += Double(s)
 }
 
+/// A lossy codec that encodes activations and gradients the same way: it implements
+/// `encode`/`decode` once and gets the four wire methods, with the error bookkeeping.
+public protocol SymmetricCodec: WireCodec {
+    /// Encodes n×d values, adding Σ(x̂−x)² and Σx² to `e`.
+    func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer
+    func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws
+}
+
+extension SymmetricCodec {
+    public var carriesIds: Bool { false }
+    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqForward, errorStats.normSqForward)
+        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
+        return encode(x, n, d, &e)
+    }
+    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, x, n, d, "forward")
+    }
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
+        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
+        return encode(g, n, d, &e)
+    }
+    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        try decode(b, g, n, d, "backward")
+    }
+}
+
 // MARK: bf16
 
 /// Dense bfloat16: 2·d bytes per token each way.
-public final class BF16Codec: WireCodec {
+public final class BF16Codec: SymmetricCodec {
     public var errorStats = WireErrorStats()
     public init() {}
     public var name: String { "bf16" }
-    public var carriesIds: Bool { false }
 
-    private func encode(_ x: UnsafePointer<Float>, _ count: Int, _ e: inout (Double, Double)) -> WireBuffer {
+    public func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+        let count = n * d
         let b = WireBuffer(payloadBytes: 2 * count)
         let out = b.payload.assumingMemoryBound(to: UInt16.self)
         var err: Float = 0, norm: Float = 0
@@ -54,39 +82,23 @@ public final class BF16Codec: WireCodec {
         e.0 += Double(err); e.1 += Double(norm)
         return b
     }
-    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ count: Int, _ what: String) throws {
+    public func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+        let count = n * d
         try expectPayload(b, 2 * count, what)
         let h = b.payload.assumingMemoryBound(to: UInt16.self)
         for i in 0..<count { x[i] = fromBF16(h[i]) }
-    }
-    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqForward, errorStats.normSqForward)
-        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
-        return encode(x, n * d, &e)
-    }
-    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, x, n * d, "forward")
-    }
-    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
-        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
-        return encode(g, n * d, &e)
-    }
-    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, g, n * d, "backward")
     }
 }
 
 // MARK: int8
 
 /// Per-token absmax int8: one fp32 scale and d int8 values per token (d + 4 bytes).
-public final class Int8Codec: WireCodec {
+public final class Int8Codec: SymmetricCodec {
     public var errorStats = WireErrorStats()
     public init() {}
     public var name: String { "int8" }
-    public var carriesIds: Bool { false }
 
-    private func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+    public func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
         let b = WireBuffer(payloadBytes: n * (d + 4))
         let scales = b.payload.assumingMemoryBound(to: Float.self)
         let q = (b.payload + 4 * n).assumingMemoryBound(to: Int8.self)
@@ -106,27 +118,11 @@ public final class Int8Codec: WireCodec {
         e.0 += Double(err); e.1 += Double(norm)
         return b
     }
-    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+    public func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
         try expectPayload(b, n * (d + 4), what)
         let scales = b.payload.assumingMemoryBound(to: Float.self)
         let q = (b.payload + 4 * n).assumingMemoryBound(to: Int8.self)
         for i in 0..<n { for c in 0..<d { x[i * d + c] = Float(q[i * d + c]) * scales[i] } }
-    }
-    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqForward, errorStats.normSqForward)
-        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
-        return encode(x, n, d, &e)
-    }
-    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, x, n, d, "forward")
-    }
-    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
-        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
-        return encode(g, n, d, &e)
-    }
-    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, g, n, d, "backward")
     }
 }
 
@@ -134,15 +130,14 @@ public final class Int8Codec: WireCodec {
 
 /// Per token, the K = ⌈fraction·d⌉ largest-magnitude values (fp32) and their column
 /// indices (uint16): 6·K bytes per token. Everything else arrives as zero.
-public final class TopKCodec: WireCodec {
+public final class TopKCodec: SymmetricCodec {
     public var errorStats = WireErrorStats()
     public let fraction: Double
     public init(fraction: Double) { self.fraction = fraction }
     public var name: String { "topk" }
-    public var carriesIds: Bool { false }
     public func kept(d: Int) -> Int { min(d, max(1, Int((fraction * Double(d)).rounded(.up)))) }
 
-    private func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+    public func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
         let K = kept(d: d)
         let b = WireBuffer(payloadBytes: n * K * 6)
         let vals = b.payload.assumingMemoryBound(to: Float.self)
@@ -163,7 +158,7 @@ public final class TopKCodec: WireCodec {
         e.0 += err; e.1 += norm
         return b
     }
-    private func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+    public func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
         let K = kept(d: d)
         try expectPayload(b, n * K * 6, what)
         let vals = b.payload.assumingMemoryBound(to: Float.self)
@@ -176,22 +171,6 @@ public final class TopKCodec: WireCodec {
                 x[i * d + c] = vals[i * K + j]
             }
         }
-    }
-    public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqForward, errorStats.normSqForward)
-        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
-        return encode(x, n, d, &e)
-    }
-    public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, x, n, d, "forward")
-    }
-    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
-        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
-        return encode(g, n, d, &e)
-    }
-    public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
-        try decode(b, g, n, d, "backward")
     }
 }
 

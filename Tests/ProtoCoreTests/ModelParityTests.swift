@@ -80,22 +80,7 @@ final class ModelParityTests: XCTestCase {
     func testWholeModelFiniteDifferences() throws {
         var cfg = try ModelConfig.preset("tiny")
         cfg.initStd = 0.2
-        let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
-        let N = 2 * cfg.seqLen
-        var rng = SplitMix64(seed: 99)
-        let ids = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
-        let targets = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
-        func loss() -> Double { Double(model.forward(slot: 0, ids: ids, targets: targets)!) }
-        _ = loss()
-        model.zeroGrad()
-        model.backward(slot: 0, lossScale: 1 / Float(N))
-        let analytic = model.grads.toArray()
-        for t in model.layout.tensors {
-            analytic.withUnsafeBufferPointer {
-                checkGradient(t.name, x: model.params.ptr + t.offset, analytic: $0.baseAddress! + t.offset,
-                              count: t.count, samples: 3, eps: 1e-2, rtol: 5e-2, f: loss)
-            }
-        }
+        checkWholeModelGradients(cfg, seed: 99)
     }
 
     func testSplitStagesGiveSameInitialWeights() throws {

@@ -56,3 +56,25 @@ func checkGradient(_ what: String, x: UnsafeMutablePointer<Float>, analytic: Uns
 /// A FloatBuffer holding `a` (tests pass its pointer to kernels and closures freely).
 func buf(_ a: [Float]) -> FloatBuffer { let b = FloatBuffer(count: a.count); b.copy(from: a); return b }
 func zeros(_ n: Int) -> FloatBuffer { FloatBuffer(count: n) }
+
+/// Finite differences against the analytic gradient of every tensor of a whole model on
+/// one random batch of 2 rows.
+func checkWholeModelGradients(_ cfg: ModelConfig, seed: UInt64, label: String = "",
+                              file: StaticString = #filePath, line: UInt = #line) {
+    let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
+    let N = 2 * cfg.seqLen
+    var rng = SplitMix64(seed: seed)
+    let ids = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+    let targets = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }
+    func loss() -> Double { Double(model.forward(slot: 0, ids: ids, targets: targets)!) }
+    _ = loss()
+    model.zeroGrad()
+    model.backward(slot: 0, lossScale: 1 / Float(N))
+    let analytic = model.grads.toArray()
+    for t in model.layout.tensors {
+        analytic.withUnsafeBufferPointer {
+            checkGradient(label + t.name, x: model.params.ptr + t.offset, analytic: $0.baseAddress! + t.offset,
+                          count: t.count, samples: 3, eps: 1e-2, rtol: 5e-2, file: file, line: line, f: loss)
+        }
+    }
+}
