@@ -19,13 +19,14 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
     public var timing: [LinkTiming] = []      // per emulated link: link wait, bubble, clock at step end
     public var skipped = false                 // the update was skipped (non-finite gradients, --skip-nonfinite)
+    public var peakResidentBytes = 0.0         // this rank's peak memory so far
 
-    public static let fixedFields = 16
+    public static let fixedFields = 17
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
          wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward,
-         skipped ? 1 : 0]
+         skipped ? 1 : 0, peakResidentBytes]
             + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
     }
     public init() {}
@@ -40,6 +41,7 @@ public struct StageStepMetrics: Sendable, Equatable {
         (wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward) =
             (v[11], v[12], v[13], v[14])
         skipped = v[15] != 0
+        peakResidentBytes = v[16]
     }
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }
@@ -211,6 +213,7 @@ public final class PipelineStage {
         }
         try comm.link.waitSends()
         met.wireError = codec.errorStats
+        met.peakResidentBytes = Double(ProcessMemory.peakResidentBytes())
         time.endStep()
         met.timing = time.timing
         met.stepWallSeconds = Clock.wall() - stepStart

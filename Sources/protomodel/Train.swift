@@ -74,6 +74,7 @@ struct Train: ParsableCommand {
 
         let start = Clock.wall()
         var emulatedTotal = 0.0
+        var peakMB: [Double] = []
         let failAt = try CheckpointOptions.rankStep(checkpoint.debugFailAt, "--debug-fail-at")
         let lastVal = try session.run(trainer, steps: tc.steps, evalEvery: options.evalEvery ?? 50, startStep: startStep,
                                       position: position, recovery: recovery, failAt: failAt,
@@ -81,6 +82,7 @@ struct Train: ParsableCommand {
             let elapsed = Clock.wall() - start
             let eta = elapsed / Double(step + 1 - startStep) * Double(tc.steps - step - 1)
             let emu = r.emulated[0]
+            peakMB = r.stages.map { $0.peakResidentBytes / 1_048_576 }
             emulatedTotal += emu.stepSeconds
             var line = String(format: "step %5d/%d | loss %.4f | lr %.2e | %7.1f ms | %7.0f tok/s",
                               step + 1, tc.steps, r.loss, r.lr, r.stepSeconds * 1000, Double(tokensPerStep) / r.stepSeconds)
@@ -110,7 +112,8 @@ struct Train: ParsableCommand {
                 "stages": r.stages.enumerated().map { i, s -> [String: Any] in
                     ["fwd_s": s.forwardSeconds, "bwd_s": s.backwardSeconds, "opt_s": s.optimizerSeconds,
                      "codec_s": s.codecSeconds, "recv_wait_s": s.recvWaitSeconds, "wall_s": s.stepWallSeconds,
-                     "link_wait_s": emu.perRank[i].linkWait, "idle_s": emu.perRank[i].idle] }]
+                     "link_wait_s": emu.perRank[i].linkWait, "idle_s": emu.perRank[i].idle,
+                     "peak_rss_mb": s.peakResidentBytes / 1_048_576] }]
             if let val { rec["val_loss"] = val }
             if r.skipped {  // JSON has no NaN: a skipped step's loss and norm are null
                 rec["skipped"] = true
@@ -124,6 +127,9 @@ struct Train: ParsableCommand {
             let outDir = URL(fileURLWithPath: options.out)
             try whole.withUnsafeBufferPointer { try ModelFile.save(config: cfg, params: $0, to: outDir.appendingPathComponent("model.bin")) }
             try d.tokenizer.save(to: outDir.appendingPathComponent("tokenizer.json"))
+            if !peakMB.isEmpty {
+                print("memory      peak per rank: " + peakMB.map { String(format: "%.0f", $0) }.joined(separator: ", ") + " MiB")
+            }
             print(String(format: "done        %d steps in %@, final val loss %.4f; model saved to %@/model.bin",
                          tc.steps, formatDuration(Clock.wall() - start), lastVal ?? .nan, options.out))
         }

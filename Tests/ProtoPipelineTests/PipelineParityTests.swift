@@ -72,6 +72,9 @@ final class PipelineParityTests: XCTestCase {
         XCTAssertEqual(p.lastMetrics.map(\.bytesSentForward), [M * msg, M * msg, 0])
         XCTAssertEqual(p.lastMetrics.map(\.bytesSentBackward), [0, M * msg, M * msg])
         XCTAssertEqual(p.lastMetrics[0].bytesSentTargets, M * Double(WireBuffer.headerBytes + 4 * N))
+        // Peak memory travels with the metrics (Linux reports it; the vector round-trips it).
+        XCTAssertGreaterThan(p.lastMetrics[0].peakResidentBytes, 1e6)
+        XCTAssertEqual(StageStepMetrics(p.lastMetrics[1].vector), p.lastMetrics[1])
     }
 
     func testBadSplitsAreRefused() {
