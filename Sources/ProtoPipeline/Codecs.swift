@@ -45,20 +45,24 @@ public protocol SymmetricCodec: WireCodec {
 extension SymmetricCodec {
     public var carriesIds: Bool { false }
     public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqForward, errorStats.normSqForward)
-        defer { (errorStats.errSqForward, errorStats.normSqForward) = e }
-        return encode(x, n, d, &e)
+        encode(x, n, d, counting: \.errSqForward, \.normSqForward)
+    }
+    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
+        encode(g, n, d, counting: \.errSqBackward, \.normSqBackward)
     }
     public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
         try decode(b, x, n, d, "forward")
     }
-    public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        var e = (errorStats.errSqBackward, errorStats.normSqBackward)
-        defer { (errorStats.errSqBackward, errorStats.normSqBackward) = e }
-        return encode(g, n, d, &e)
-    }
     public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
         try decode(b, g, n, d, "backward")
+    }
+
+    /// Encodes and adds the error to one direction's pair of accumulators.
+    private func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, counting err: WritableKeyPath<WireErrorStats, Double>,
+                        _ norm: WritableKeyPath<WireErrorStats, Double>) -> WireBuffer {
+        var e = (errorStats[keyPath: err], errorStats[keyPath: norm])
+        defer { errorStats[keyPath: err] = e.0; errorStats[keyPath: norm] = e.1 }
+        return encode(x, n, d, &e)
     }
 }
 
