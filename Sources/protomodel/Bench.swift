@@ -67,7 +67,8 @@ struct Bench: ParsableCommand {
                             "git": RunInfo.gitRevision, "world_size": size, "split": session.split,
                             "codecs": codecs, "links": links, "clock": session.clock.rawValue])
         }
-        var runs: [BenchRun] = []
+        // Results grouped by link (in --links order); within a link, codecs in --codecs order.
+        var byLink = Array(repeating: [BenchRun](), count: linkModels.count)
         let wallStart = Clock.wall()
         for (i, (choice, ls)) in plan.enumerated() {
             let (trainer, cfg) = try session.makeTrainer(choice: choice, links: ls, schedule: pipeline.schedule)
@@ -77,8 +78,7 @@ struct Bench: ParsableCommand {
             var linkShares = times, bubbleShares = times
             var vals: [(step: Int, loss: Double)] = []
             var bytesF = 0.0, bytesB = 0.0, lastLoss = 0.0
-            let perBoundary = Double(session.tokensPerStep * max(1, size - 1))
-            let denseBytes = Double(tc.microbatches * max(0, size - 1) * (WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel))
+            let (perBoundary, denseBytes) = session.wireBaseline(cfg)
             try session.run(trainer, steps: tc.steps, evalEvery: evalEvery) { step, r, val in
                 for (j, e) in r.emulated.enumerated() {
                     times[j].append(e.stepSeconds); linkShares[j].append(e.linkWaitShare); bubbleShares[j].append(e.bubbleShare)
@@ -98,7 +98,7 @@ struct Bench: ParsableCommand {
             }
             if rank == 0 {
                 for (j, l) in ls.enumerated() {
-                    runs.append(BenchRun(codec: label, link: l, clock: session.clock,
+                    byLink[linkModels.firstIndex(of: l)!].append(BenchRun(codec: label, link: l, clock: session.clock,
                                          bytesPerTokenForward: bytesF / perBoundary, bytesPerTokenBackward: bytesB / perBoundary,
                                          compression: bytesF > 0 ? denseBytes / bytesF : 1, stepSeconds: times[j],
                                          linkWaitShares: linkShares[j], bubbleShares: bubbleShares[j],
@@ -107,11 +107,7 @@ struct Bench: ParsableCommand {
             }
         }
         guard rank == 0 else { return }
-        // Rows in (link, codec) order, so each link's codecs sit together.
-        runs.sort { a, b in
-            let la = linkModels.firstIndex { $0.name == a.link.name }!, lb = linkModels.firstIndex { $0.name == b.link.name }!
-            return la != lb ? la < lb : (plan.firstIndex { $0.0.label(session.base) == a.codec } ?? 0) < (plan.firstIndex { $0.0.label(session.base) == b.codec } ?? 0)
-        }
+        let runs = byLink.flatMap { $0 }
         let target = targetLoss ?? BenchReport.defaultTarget(runs)
         let rows = BenchReport.rows(runs, tokensPerStep: session.tokensPerStep, target: target,
                                     window: steadyWindow, tolerance: steadyTolerance)

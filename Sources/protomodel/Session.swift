@@ -32,10 +32,7 @@ final class Session {
          check: (ModelConfig) throws -> Void, fingerprint: [String]) throws {
         self.link = link
         let rank = link.rank, size = link.size
-        // Checks every rank makes identically: all ranks fail together, rank 0 says why.
-        func agreed<T>(_ body: () throws -> T) throws -> T {
-            do { return try body() } catch { throw StartupFailure(message: rank == 0 ? "\(error)" : nil) }
-        }
+        func agreed<T>(_ body: () throws -> T) throws -> T { try agreedCheck(rank: rank, body) }
         tc = try agreed { try options.trainConfig() }
         var cfg = try agreed { try model.config() }
         try agreed { try threading.apply() }
@@ -149,6 +146,14 @@ final class Session {
 
     var tokensPerStep: Int { tc.microbatches * tc.batchSize * base.seqLen }
 
+    /// Tokens crossing all boundaries per step (to turn bytes into bytes/token), and the
+    /// bytes a dense fp32 wire would carry for the same messages (the compression baseline).
+    func wireBaseline(_ cfg: ModelConfig) -> (tokens: Double, denseBytes: Double) {
+        let boundaries = max(0, size - 1)
+        let message = WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel
+        return (Double(tokensPerStep * max(1, boundaries)), Double(tc.microbatches * boundaries * message))
+    }
+
     /// A 40-bit FNV-1a hash (exact in a Double, so an all-reduce can compare it).
     static func fingerprint(_ parts: [String]) -> Double {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
@@ -171,6 +176,12 @@ struct StepFailure: Error, CustomStringConvertible {
     var step: Int
     var underlying: Error
     var description: String { "step \(step): \(underlying)" }
+}
+
+/// A check every rank makes identically: if it fails, all ranks fail together and rank 0
+/// alone says why.
+func agreedCheck<T>(rank: Int, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch { throw StartupFailure(message: rank == 0 ? "\(error)" : nil) }
 }
 
 /// Runs `body` on every rank; a failure on one rank is reported with its rank and stops

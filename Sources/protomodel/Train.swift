@@ -24,8 +24,7 @@ struct Train: ParsableCommand {
     }
 
     private func train(_ link: MPILink) throws {
-        let choice: CodecChoice
-        do { choice = try codec.choice() } catch { throw StartupFailure(message: link.rank == 0 ? "\(error)" : nil) }
+        let choice = try agreedCheck(rank: link.rank) { try codec.choice() }
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
                                   check: { cfg in
                                       var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link)
@@ -93,10 +92,8 @@ struct Train: ParsableCommand {
             if r.skipped { line += " | SKIPPED (non-finite)" }
             if let val { line += String(format: " | val %.4f", val) }
             print(line)
-            let messages = Double(tc.microbatches * max(0, size - 1))
-            let denseBytes = messages * Double(WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel)
+            let (perBoundary, denseBytes) = session.wireBaseline(cfg)
             let werr = r.wireError
-            let perBoundary = Double(tokensPerStep * max(1, size - 1))
             var rec: [String: Any] = [
                 "type": "step", "step": step, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
                 "step_time_s": r.stepSeconds, "tokens_per_s": Double(tokensPerStep) / r.stepSeconds,
