@@ -58,11 +58,4 @@ public enum MPIEnv {
 
     /// Ranks on this node (collective: every rank must call it).
     public static var localSize: Int { Int(pm_local_size()) }
-
-    public static var processorName: String {
-        var buf = [CChar](repeating: 0, count: 256)
-        var len: Int32 = 0
-        MPI_Get_processor_name(&buf, &len)
-        return String(cString: buf)
-    }
 }

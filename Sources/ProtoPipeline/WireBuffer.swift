@@ -24,13 +24,6 @@ public final class WireBuffer: @unchecked Sendable {
         raw = .allocate(byteCount: max(count, 16), alignment: 64)
     }
 
-    /// Adopts received bytes.
-    public init(copying bytes: UnsafeRawBufferPointer) {
-        count = bytes.count
-        raw = .allocate(byteCount: max(count, 16), alignment: 64)
-        if count > 0 { raw.copyMemory(from: bytes.baseAddress!, byteCount: count) }
-    }
-
     deinit { raw.deallocate() }
 
     public var payload: UnsafeMutableRawPointer { raw + Self.headerBytes }

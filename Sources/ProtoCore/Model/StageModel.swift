@@ -50,7 +50,7 @@ public final class StageModel {
     public let grads: FloatBuffer
     let p: StageParams
     let g: StageParams
-    var slots: [StageActivations]
+    let slots: [StageActivations]
     let scratch: StageScratch
     let rope: RoPETable
     /// The shared subspace (subspace models only) and an (N, k) work buffer for it.
@@ -137,14 +137,6 @@ public final class StageModel {
             }
         }
         return worst
-    }
-
-    /// Number of activation slots (micro-batches that can be in flight at once).
-    public var slotCount: Int { slots.count }
-
-    /// Grows the number of activation slots to at least `n`.
-    public func ensureSlots(_ n: Int) {
-        while slots.count < n { slots.append(StageActivations(config: config, stage: stage, B: batchSize)) }
     }
 
     /// Bytes held by activations and scratch (for memory reports).
