@@ -41,7 +41,7 @@ public enum ModelFile {
         let model = StageModel(config: config, stage: .whole(config), batchSize: batchSize)
         guard model.params.count == n else { throw bad("\(n) parameters but its config needs \(model.params.count)") }
         data.withUnsafeBytes { b in
-            memcpy(model.params.ptr, b.baseAddress! + 16 + jsonLen, 4 * n)
+            _ = memcpy(model.params.ptr, b.baseAddress! + 16 + jsonLen, 4 * n)
         }
         return model
     }
