@@ -56,6 +56,12 @@ public enum MPIEnv {
         return String(cString: buf).split(separator: "\n").first.map(String.init) ?? "unknown"
     }
 
+    /// Whether MPI_Finalize has run (MPI cannot start again after it).
+    public static var isFinalized: Bool { var done: Int32 = 0; MPI_Finalized(&done); return done != 0 }
+
+    /// Waits for every rank (errors ignored: used on the way out).
+    public static func barrier() { _ = MPI_Barrier(pm_comm_world()) }
+
     /// Ranks on this node (collective: every rank must call it).
     public static var localSize: Int { Int(pm_local_size()) }
 }

@@ -1,6 +1,7 @@
 // The protomodel command line: a thin layer over the libraries. Only rank 0 prints.
 import ArgumentParser
 import Foundation
+import ProtoMPI
 
 struct Protomodel: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,14 +10,25 @@ struct Protomodel: ParsableCommand {
         subcommands: [Prepare.self, Train.self, Bench.self, Sample.self, Schedule.self, BenchEngine.self])
 }
 
-/// This process's rank as the launcher tells it (before MPI starts): under mpirun or srun
-/// only rank 0 reports argument errors, so S ranks do not print S copies.
-func launcherRank() -> Int {
+/// This process's rank and the job's size as the launcher tells them (before MPI starts):
+/// under mpirun or srun only rank 0 reports argument errors, so S ranks do not print S copies.
+func launcherRank() -> Int { launcherValue(["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"]) ?? 0 }
+func launcherSize() -> Int { launcherValue(["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]) ?? 1 }
+
+private func launcherValue(_ keys: [String]) -> Int? {
     let env = ProcessInfo.processInfo.environment
-    for k in ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"] {
-        if let v = env[k], let r = Int(v) { return r }
+    for k in keys { if let v = env[k], let n = Int(v) { return n } }
+    return nil
+}
+
+/// Every rank failed on the same bad arguments, before MPI started. Rank 0 has printed the
+/// reason; all ranks meet once so none exits (and makes mpirun kill the job) before that.
+func leaveTogether() {
+    guard launcherSize() > 1, !MPIEnv.isFinalized else { return }
+    if (try? MPIEnv.initialize()) != nil {
+        MPIEnv.barrier()
+        MPIEnv.finalize()
     }
-    return 0
 }
 
 @main
@@ -27,14 +39,18 @@ enum Entry {
             try command.run()
         } catch let e as ExitCode where e.rawValue != 0 && e.rawValue != 1 {
             Foundation.exit(e.rawValue)  // a deliberate status, e.g. 75 after a signal-triggered checkpoint
-        } catch let e as StartupFailure where e.message == nil {
-            Foundation.exit(1)  // rank 0 reports the cause
+        } catch is ReportedFailure {
+            Foundation.exit(1)  // rank 0 reported it; every rank is leaving together
         } catch {
+            let code = Protomodel.exitCode(for: error)
             if launcherRank() == 0 {
-                if let s = error as? StartupFailure { FileHandle.standardError.write(Data("Error: \(s)\n".utf8)); Foundation.exit(1) }
-                Protomodel.exit(withError: error)
+                let message = Protomodel.fullMessage(for: error)
+                if !message.isEmpty {
+                    if code == .success { print(message) } else { FileHandle.standardError.write(Data("\(message)\n".utf8)) }
+                }
             }
-            Foundation.exit(Protomodel.exitCode(for: error).rawValue == 0 ? 0 : 1)
+            if code != .success { leaveTogether() }
+            Foundation.exit(code.rawValue == 0 ? 0 : 1)
         }
     }
 }

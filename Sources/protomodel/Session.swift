@@ -178,6 +178,9 @@ struct StepFailure: Error, CustomStringConvertible {
     var description: String { "step \(step): \(underlying)" }
 }
 
+/// A failure already reported (by rank 0) with every rank synchronised: exit 1 quietly.
+struct ReportedFailure: Error {}
+
 /// A check every rank makes identically: if it fails, all ranks fail together and rank 0
 /// alone says why.
 func agreedCheck<T>(rank: Int, _ body: () throws -> T) throws -> T {
@@ -193,7 +196,11 @@ func runRanks(recvTimeout: Double, _ body: (MPILink) throws -> Void) throws {
     do {
         try body(link)
     } catch let e as StartupFailure {
-        throw e  // every rank knows; rank 0 prints it (see main)
+        // Every rank knows. Rank 0 reports, then all leave together: a rank that exited
+        // first would let mpirun kill rank 0 before it printed the reason.
+        if link.rank == 0, let m = e.message { FileHandle.standardError.write(Data("Error: \(m)\n".utf8)) }
+        try? link.barrier()
+        throw ReportedFailure()
     } catch let e as StoppedBySignal {
         if link.rank == 0 { FileHandle.standardError.write(Data("protomodel: \(e)\n".utf8)) }
         throw ExitCode(75)
