@@ -67,11 +67,14 @@ public final class DataLoader {
         return Microbatch(ids: ids, targets: targets)
     }
 
-    /// The first `count` batches in order (a fixed validation slice), without moving the loader.
-    public func fixedBatches(_ count: Int) -> [Microbatch] {
+    /// `count` batches in order after skipping the first `skip` (a fixed validation slice),
+    /// without moving the loader. Fewer come back when the data runs out.
+    public func fixedBatches(_ count: Int, skip: Int = 0) -> [Microbatch] {
         let saved = position
         restore(Position())
-        let n = min(count, windows.count / batchSize)
+        let avail = max(0, windows.count / batchSize - skip)
+        for _ in 0..<min(skip, windows.count / batchSize) { _ = next() }
+        let n = min(count, avail)
         let out = (0..<n).map { _ in next() }
         restore(saved)
         return out

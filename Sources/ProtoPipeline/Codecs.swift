@@ -14,11 +14,6 @@ public struct WireErrorStats: Sendable, Equatable {
     public var relativeBackward: Double { normSqBackward > 0 ? (errSqBackward / normSqBackward).squareRoot() : 0 }
 }
 
-/// The codec names the command line accepts.
-public enum CodecKind: String, CaseIterable, Sendable {
-    case dense, bf16, int8, topk, subspace
-}
-
 /// Float ↔ bfloat16 (round to nearest even; NaN stays NaN).
 @inline(__always) func toBF16(_ x: Float) -> UInt16 {
     let b = x.bitPattern
@@ -182,54 +177,34 @@ public final class TopKCodec: SymmetricCodec {
 
 /// The Protocol Models wire. Forward: token ids (uint16 when V ≤ 65536) and the
 /// coordinates C = (X − E_fixed[ids])·U; the receiver rebuilds X = C·Uᵀ + E_fixed[ids].
-/// Backward: G·U; the receiver expands it with Uᵀ. Coordinates travel as fp32 (exact) or
-/// bf16. The forward error is measured by rebuilding X exactly as the receiver will.
+/// Backward: G·U; the receiver expands it with Uᵀ. Coordinates travel in `format` (fp32 is
+/// exact; bf16, int8, fp8 and int4 are lossy, the last three with a per-token scale). The
+/// error is measured by rebuilding exactly what the receiver will.
 public final class SubspaceCodec: WireCodec {
     public var errorStats = WireErrorStats()
     public let subspace: Subspace
-    public let bf16: Bool
+    public let format: CoordinateFormat
     private var work = FloatBuffer(count: 1)    // (n, d)
     private var coords = FloatBuffer(count: 1)  // (n, k)
 
-    public init(subspace: Subspace, bf16: Bool = false) { self.subspace = subspace; self.bf16 = bf16 }
-    public var name: String { bf16 ? "subspace-bf16" : "subspace" }
+    public init(subspace: Subspace, format: CoordinateFormat = .fp32) { self.subspace = subspace; self.format = format }
+    public var name: String { format == .fp32 ? "subspace" : "subspace-\(format.rawValue)" }
     public var carriesIds: Bool { true }
 
     private var idBytes: Int { subspace.vocabSize <= 65536 ? 2 : 4 }
-    private var valueBytes: Int { bf16 ? 2 : 4 }
     private func idsPayload(_ n: Int) -> Int { (n * idBytes + 3) & ~3 }
     /// Payload bytes of one forward message of n tokens.
-    public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * subspace.k * valueBytes }
-    public func backwardBytes(n: Int) -> Int { n * subspace.k * valueBytes }
+    public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * format.rowBytes(k: subspace.k) }
+    public func backwardBytes(n: Int) -> Int { n * format.rowBytes(k: subspace.k) }
 
     private func ensure(_ n: Int) {
         if work.count < n * subspace.d { work = FloatBuffer(count: n * subspace.d) }
         if coords.count < n * subspace.k { coords = FloatBuffer(count: n * subspace.k) }
     }
 
-    /// Writes coords (n·k) to `dst` as fp32 or bf16; with bf16 the rounded values are
-    /// written back into `coords`, so a rebuild from them is what the receiver computes.
-    private func writeCoords(_ dst: UnsafeMutableRawPointer, _ count: Int) {
-        if bf16 {
-            let h = dst.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<count { h[i] = toBF16(coords.ptr[i]); coords.ptr[i] = fromBF16(h[i]) }
-        } else {
-            dst.copyMemory(from: coords.ptr, byteCount: 4 * count)
-        }
-    }
-    private func readCoords(_ src: UnsafeRawPointer, _ count: Int) {
-        if bf16 {
-            let h = src.assumingMemoryBound(to: UInt16.self)
-            for i in 0..<count { coords.ptr[i] = fromBF16(h[i]) }
-        } else {
-            UnsafeMutableRawPointer(coords.ptr).copyMemory(from: src, byteCount: 4 * count)
-        }
-    }
-
     public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
         precondition(d == subspace.d, "subspace codec built for d=\(subspace.d), got \(d)")
         ensure(n)
-        let k = subspace.k
         work.ptr.update(from: x, count: n * d)
         subspace.addFixed(work.ptr, ids: ids, n: n, sign: -1)
         subspace.coordinates(work.ptr, rows: n, into: coords.ptr)
@@ -240,7 +215,7 @@ public final class SubspaceCodec: WireCodec {
         } else {
             b.payload.copyMemory(from: ids, byteCount: 4 * n)
         }
-        writeCoords(b.payload + idsPayload(n), n * k)
+        format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload + idsPayload(n))
         // Rebuild as the receiver will and measure the error against what was sent.
         subspace.expand(coords.ptr, rows: n, into: work.ptr, accumulate: false)
         subspace.addFixed(work.ptr, ids: ids, n: n)
@@ -262,7 +237,7 @@ public final class SubspaceCodec: WireCodec {
         for i in 0..<n where ids[i] < 0 || Int(ids[i]) >= subspace.vocabSize {
             throw LinkError("subspace codec: forward message carries token id \(ids[i]) outside the vocabulary (\(subspace.vocabSize))")
         }
-        readCoords(b.payload + idsPayload(n), n * subspace.k)
+        format.decode(b.payload + idsPayload(n), rows: n, k: subspace.k, into: coords.ptr)
         subspace.expand(coords.ptr, rows: n, into: x, accumulate: false)
         subspace.addFixed(x, ids: UnsafePointer(ids), n: n)
     }
@@ -271,14 +246,25 @@ public final class SubspaceCodec: WireCodec {
         ensure(n)
         subspace.coordinates(g, rows: n, into: coords.ptr)
         let b = WireBuffer(payloadBytes: backwardBytes(n: n))
-        writeCoords(b.payload, n * subspace.k)
+        if format.isExact {
+            format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload)
+        } else {
+            // Lossy coordinates: U is orthonormal, so the error of the receiver's G·U·Uᵀ is
+            // the error of the coordinates themselves.
+            let nk = n * subspace.k
+            work.ptr.update(from: coords.ptr, count: nk)
+            format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload)
+            var e = (errorStats.errSqBackward, errorStats.normSqBackward)
+            addError(&e, work.ptr, coords.ptr, nk)
+            (errorStats.errSqBackward, errorStats.normSqBackward) = e
+        }
         return b
     }
 
     public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
         try expectPayload(b, backwardBytes(n: n), "backward")
         ensure(n)
-        readCoords(b.payload, n * subspace.k)
+        format.decode(b.payload, rows: n, k: subspace.k, into: coords.ptr)
         subspace.expand(coords.ptr, rows: n, into: g, accumulate: false)
     }
 }

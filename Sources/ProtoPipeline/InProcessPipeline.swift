@@ -23,22 +23,28 @@ public final class InProcessPipeline: StepRunner {
         }
     }
 
-    public func step(_ step: Int, _ batches: [Microbatch]) -> StepResult {
-        let m = try! runAll { try $0.trainStep(step, batches: $0.isFirst ? batches : nil) }
+    public func step(_ step: Int, _ batches: [Microbatch]) -> StepResult { try! trainStep(step, batches) }
+
+    /// One optimizer step over M micro-batches on every stage; a failing stage's error is rethrown.
+    public func trainStep(_ step: Int, _ batches: [Microbatch]) throws -> StepResult {
+        let m = try runAll { try $0.trainStep(step, batches: $0.isFirst ? batches : nil) }
         lastMetrics = m
         let norm = m.reduce(0) { $0 + $1.gradSumSquares }.squareRoot()
         return StepResult(loss: Float(m.last!.lossSum / Double(batches.count)), gradNorm: norm,
                           lr: stages[0].train.schedule.lr(at: step))
     }
 
-    public func evaluate(_ batches: [Microbatch]) -> Float {
+    public func evaluate(_ batches: [Microbatch]) -> Float { try! validate(batches) }
+
+    /// Mean loss over `batches` (whole groups of M; a remainder is left out), no update.
+    public func validate(_ batches: [Microbatch]) throws -> Float {
         // Evaluation runs M micro-batches at a time through the forward-only schedule.
         let M = stages[0].schedule.microbatches
         var total = 0.0, count = 0
         var i = 0
         while i + M <= batches.count {
             let chunk = Array(batches[i..<(i + M)])
-            let m = try! runAll { try $0.evalStep(batches: $0.isFirst ? chunk : nil) }
+            let m = try runAll { try $0.evalStep(batches: $0.isFirst ? chunk : nil) }
             total += m.last!.lossSum; count += M; i += M
         }
         return Float(total / Double(max(count, 1)))

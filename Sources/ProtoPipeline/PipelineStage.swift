@@ -16,17 +16,18 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var bytesSentForward: Double = 0
     public var bytesSentBackward: Double = 0
     public var bytesSentTargets: Double = 0
+    public var bytesSentSync: Double = 0      // keeping shared state identical (adaptive U, projectors)
     public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
     public var timing: [LinkTiming] = []      // per emulated link: link wait, bubble, clock at step end
     public var skipped = false                 // the update was skipped (non-finite gradients, --skip-nonfinite)
     public var peakResidentBytes = 0.0         // this rank's peak memory so far
 
-    public static let fixedFields = 17
+    public static let fixedFields = 18
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
          wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward,
-         skipped ? 1 : 0, peakResidentBytes]
+         skipped ? 1 : 0, peakResidentBytes, bytesSentSync]
             + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
     }
     public init() {}
@@ -42,6 +43,7 @@ public struct StageStepMetrics: Sendable, Equatable {
             (v[11], v[12], v[13], v[14])
         skipped = v[15] != 0
         peakResidentBytes = v[16]
+        bytesSentSync = v[17]
     }
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }

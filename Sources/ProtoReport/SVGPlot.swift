@@ -1,4 +1,7 @@
-// A small line-plot writer: standalone SVG that any browser shows without extra software.
+// A small plot writer: standalone SVG (lines, markers, point labels) that any browser shows
+// without extra software. Axes get round tick values (1-2-5 steps; decades on log axes,
+// with 2 and 5 labelled when the range is short); every series has its own colour and
+// marker, the legend lists each once, and a caption line says what produced the figure.
 import Foundation
 
 public struct SVGPlot {
@@ -6,8 +9,18 @@ public struct SVGPlot {
         public var name: String
         public var points: [(x: Double, y: Double)]
         public var dashed: Bool
-        public init(name: String, points: [(x: Double, y: Double)], dashed: Bool = false) {
-            self.name = name; self.points = points; self.dashed = dashed
+        /// Draw the polyline through the points (false: markers only).
+        public var line: Bool
+        /// Draw a marker at each point (always when `line` is false).
+        public var markers: Bool
+        /// Optional text beside each point (same count as `points`).
+        public var labels: [String]?
+        /// Grey, thin and unlisted unless named: reference lines such as a Pareto front.
+        public var muted: Bool
+        public init(name: String, points: [(x: Double, y: Double)], dashed: Bool = false, line: Bool = true,
+                    markers: Bool = true, labels: [String]? = nil, muted: Bool = false) {
+            self.name = name; self.points = points; self.dashed = dashed; self.line = line
+            self.markers = markers || !line; self.labels = labels; self.muted = muted
         }
     }
 
@@ -15,87 +28,156 @@ public struct SVGPlot {
     public var xLabel: String
     public var yLabel: String
     public var logX: Bool
+    public var logY = false
     public var series: [Series]
-    public var width = 760.0, height = 440.0
+    /// One line under the plot: model, stages, clock, link model...
+    public var caption: String?
+    public var width = 820.0, height = 480.0
+    /// Horizontal reference lines (value, label), drawn dashed in grey.
+    public var hLines: [(y: Double, label: String)] = []
 
-    public init(title: String, xLabel: String, yLabel: String, logX: Bool = false, series: [Series]) {
+    public init(title: String, xLabel: String, yLabel: String, logX: Bool = false, series: [Series], caption: String? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX; self.series = series
+        self.caption = caption
     }
 
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
+    /// Colours (Okabe–Ito and Tableau, distinguishable in print) and markers: series i gets
+    /// colour i mod 8 and marker (i / 8) mod 5 plus i mod 5, so no two of the first 40 repeat.
+    static let palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"]
+    static let shapes = ["circle", "square", "triangle", "diamond", "cross"]
+    static func style(_ i: Int) -> (color: String, shape: String) {
+        (palette[i % palette.count], shapes[(i + i / palette.count) % shapes.count])
+    }
+
+    /// Round tick values from at or below `lo` to at or above `hi` (1-2-5 steps, about `target` of them).
+    static func niceTicks(_ lo: Double, _ hi: Double, target: Int = 6) -> [Double] {
+        guard hi > lo else { return [lo] }
+        let raw = (hi - lo) / Double(max(1, target - 1))
+        let mag = pow(10, floor(log10(raw)))
+        let step = [1.0, 2, 2.5, 5, 10].map { $0 * mag }.first { $0 >= raw } ?? 10 * mag
+        let first = (lo / step + 1e-9).rounded(.down), last = (hi / step - 1e-9).rounded(.up)
+        return stride(from: first, through: last, by: 1).map { $0 * step }
+    }
+
+    /// Ticks of a log axis over [lo, hi] (values, not logs): decades, and 2 and 5 times
+    /// each decade when the range spans fewer than three decades.
+    static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
+        let e0 = Int(floor(log10(lo))), e1 = Int(ceil(log10(hi)))
+        let mults: [Double] = e1 - e0 <= 3 ? [1, 2, 5] : [1]
+        var out: [Double] = []
+        for e in e0...e1 { for m in mults { let v = m * pow(10, Double(e)); if v >= lo * 0.999 && v <= hi * 1.001 { out.append(v) } } }
+        return out
+    }
 
     public func render() -> String {
-        let left = 70.0, right = 190.0, top = 40.0, bottom = 55.0
+        let left = 72.0, right = 220.0, top = 42.0, bottom = caption == nil ? 58.0 : 78.0
         let pw = width - left - right, ph = height - top - bottom
-        let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
-        func tx(_ x: Double) -> Double { logX ? log10(x) : x }
-        var x0 = all.map { tx($0.x) }.min() ?? 0, x1 = all.map { tx($0.x) }.max() ?? 1
-        var y0 = all.map(\.y).min() ?? 0, y1 = all.map(\.y).max() ?? 1
-        if x1 - x0 < 1e-12 { x0 -= 0.5; x1 += 0.5 }
-        if y1 - y0 < 1e-12 { y0 -= 0.5; y1 += 0.5 }
-        let pad = (y1 - y0) * 0.05
-        y0 -= pad; y1 += pad
-        if !logX { x0 = min(x0, 0) }
-        func px(_ x: Double) -> Double { left + (tx(x) - x0) / (x1 - x0) * pw }
-        func py(_ y: Double) -> Double { top + (1 - (y - y0) / (y1 - y0)) * ph }
-        func f(_ v: Double) -> String { String(format: "%.1f", v) }
-        func esc(_ s: String) -> String {
-            s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
+        let ys = all.map(\.y) + hLines.map(\.y)
+        // Axis ranges: log axes span whole tick values, linear ones round outwards.
+        var xr = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
+        var yr = (ys.min() ?? 0, ys.max() ?? 1)
+        func widen(_ r: inout (Double, Double), log: Bool) {
+            if r.1 - r.0 <= abs(r.1) * 1e-9 { r = log ? (r.0 / 2, r.1 * 2) : (r.0 - 0.5, r.1 + 0.5) }
+            if log { r = (r.0 / 1.15, r.1 * 1.15) } else { let p = (r.1 - r.0) * 0.04; r = (r.0 - p, r.1 + p) }
         }
+        widen(&xr, log: logX); widen(&yr, log: logY)
+        let xt = logX ? Self.logTicks(xr.0, xr.1) : Self.niceTicks(xr.0, xr.1)
+        let yt = logY ? Self.logTicks(yr.0, yr.1) : Self.niceTicks(yr.0, yr.1)
+        if !logX, let a = xt.first, let b = xt.last { xr = (min(xr.0, a), max(xr.1, b)) }
+        if !logY, let a = yt.first, let b = yt.last { yr = (min(yr.0, a), max(yr.1, b)) }
+        func tx(_ v: Double) -> Double { logX ? log10(v) : v }
+        func ty(_ v: Double) -> Double { logY ? log10(v) : v }
+        func px(_ x: Double) -> Double { left + (tx(x) - tx(xr.0)) / (tx(xr.1) - tx(xr.0)) * pw }
+        func py(_ y: Double) -> Double { top + (1 - (ty(y) - ty(yr.0)) / (ty(yr.1) - ty(yr.0))) * ph }
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
         var s = """
-        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="sans-serif" font-size="12">
+        <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">
         <rect width="100%" height="100%" fill="white"/>
-        <text x="\(f(left + pw / 2))" y="22" text-anchor="middle" font-size="15">\(esc(title))</text>
-        <rect x="\(f(left))" y="\(f(top))" width="\(f(pw))" height="\(f(ph))" fill="none" stroke="#444"/>
+        <text x="\(f(left + pw / 2))" y="24" text-anchor="middle" font-size="15">\(Self.esc(title))</text>
 
         """
-        // Ticks and grid.
-        for i in 0...5 {
-            let yv = y0 + (y1 - y0) * Double(i) / 5
-            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(yv)))\" y2=\"\(f(py(yv)))\" stroke=\"#ddd\"/>"
-            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(yv) + 4))\" text-anchor=\"end\">\(Self.tick(yv))</text>\n"
+        for v in yt {
+            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(v)))\" y2=\"\(f(py(v)))\" stroke=\"#e4e4e4\"/>"
+            s += "<text x=\"\(f(left - 6))\" y=\"\(f(py(v) + 4))\" text-anchor=\"end\">\(Self.tick(v, logY))</text>\n"
         }
-        if logX {
-            var e = floor(x0)
-            while e <= ceil(x1) {
-                if e >= x0 - 1e-9 && e <= x1 + 1e-9 {
-                    let xv = pow(10, e)
-                    s += "<line x1=\"\(f(px(xv)))\" x2=\"\(f(px(xv)))\" y1=\"\(f(top))\" y2=\"\(f(top + ph))\" stroke=\"#ddd\"/>"
-                    s += "<text x=\"\(f(px(xv)))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(Self.tick(xv))</text>\n"
+        for v in xt {
+            s += "<line x1=\"\(f(px(v)))\" x2=\"\(f(px(v)))\" y1=\"\(f(top))\" y2=\"\(f(top + ph))\" stroke=\"#e4e4e4\"/>"
+            s += "<text x=\"\(f(px(v)))\" y=\"\(f(top + ph + 17))\" text-anchor=\"middle\">\(Self.tick(v, logX))</text>\n"
+        }
+        s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
+        s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(top + ph + 38))\" text-anchor=\"middle\">\(Self.esc(xLabel))</text>\n"
+        s += "<text transform=\"translate(18,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(Self.esc(yLabel))</text>\n"
+        for h in hLines {
+            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>"
+            s += "<text x=\"\(f(left + pw - 4))\" y=\"\(f(py(h.y) - 4))\" text-anchor=\"end\" fill=\"#555\">\(Self.esc(h.label))</text>\n"
+        }
+        var legend = 0
+        var styleIndex = 0
+        for ser in series {
+            let pts = ser.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
+            let (color, shape): (String, String)
+            if ser.muted { (color, shape) = ("#999999", "circle") } else { (color, shape) = Self.style(styleIndex); styleIndex += 1 }
+            let dash = ser.dashed ? " stroke-dasharray=\"6,4\"" : ""
+            if ser.line && !pts.isEmpty {
+                let path = pts.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
+                s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"\(ser.muted ? 1.2 : 2)\"\(dash) points=\"\(path)\"/>\n"
+            }
+            if ser.markers && !ser.muted {
+                for p in pts { s += Self.marker(shape, px(p.x), py(p.y), color) }
+            }
+            if let labels = ser.labels {
+                for (p, l) in zip(ser.points, labels) where p.x.isFinite && p.y.isFinite {
+                    s += "<text x=\"\(f(px(p.x) + 7))\" y=\"\(f(py(p.y) - 6))\" font-size=\"10.5\" fill=\"#333\">\(Self.esc(l))</text>"
                 }
-                e += 1
             }
-        } else {
-            for i in 0...5 {
-                let xv = x0 + (x1 - x0) * Double(i) / 5
-                s += "<line x1=\"\(f(px(xv)))\" x2=\"\(f(px(xv)))\" y1=\"\(f(top))\" y2=\"\(f(top + ph))\" stroke=\"#ddd\"/>"
-                s += "<text x=\"\(f(px(xv)))\" y=\"\(f(top + ph + 16))\" text-anchor=\"middle\">\(Self.tick(xv))</text>\n"
-            }
+            if ser.muted && ser.name.isEmpty { continue }
+            let ly = top + 12 + Double(legend) * 19
+            legend += 1
+            let lx = left + pw + 14
+            if ser.line { s += "\n<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>" }
+            if ser.markers && !ser.muted { s += Self.marker(shape, lx + 13, ly - 4, color) }
+            s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\">\(Self.esc(ser.name))</text>\n"
         }
-        s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(height - 12))\" text-anchor=\"middle\">\(esc(xLabel))</text>\n"
-        s += "<text transform=\"translate(16,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(esc(yLabel))</text>\n"
-        for (i, ser) in series.enumerated() {
-            let color = Self.palette[i % Self.palette.count]
-            let pts = ser.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) }
-            let path = pts.map { "\(f(px($0.x))),\(f(py($0.y)))" }.joined(separator: " ")
-            s += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"2\"\(ser.dashed ? " stroke-dasharray=\"6,4\"" : "") points=\"\(path)\"/>\n"
-            for p in pts where pts.count <= 40 {
-                s += "<circle cx=\"\(f(px(p.x)))\" cy=\"\(f(py(p.y)))\" r=\"3\" fill=\"\(color)\"/>"
-            }
-            let ly = top + 14 + Double(i) * 18
-            s += "\n<line x1=\"\(f(left + pw + 12))\" x2=\"\(f(left + pw + 36))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(ser.dashed ? " stroke-dasharray=\"6,4\"" : "")/>"
-            s += "<text x=\"\(f(left + pw + 42))\" y=\"\(f(ly))\">\(esc(ser.name))</text>\n"
+        if let caption {
+            s += "<text x=\"\(f(left))\" y=\"\(f(height - 12))\" font-size=\"10.5\" fill=\"#555\">\(Self.esc(caption))</text>\n"
         }
         s += "</svg>\n"
         return s
     }
 
-    /// A compact tick label: 3 significant digits, SI suffixes for large values.
-    static func tick(_ v: Double) -> String {
+    static func marker(_ shape: String, _ x: Double, _ y: Double, _ color: String) -> String {
+        func f(_ v: Double) -> String { String(format: "%.1f", v) }
+        let r = 4.5
+        switch shape {
+        case "square":
+            return "<rect x=\"\(f(x - r + 0.5))\" y=\"\(f(y - r + 0.5))\" width=\"\(f(2 * r - 1))\" height=\"\(f(2 * r - 1))\" fill=\"\(color)\"/>"
+        case "triangle":
+            return "<polygon points=\"\(f(x)),\(f(y - r - 0.5)) \(f(x - r)),\(f(y + r - 0.5)) \(f(x + r)),\(f(y + r - 0.5))\" fill=\"\(color)\"/>"
+        case "diamond":
+            return "<polygon points=\"\(f(x)),\(f(y - r - 1)) \(f(x + r)),\(f(y)) \(f(x)),\(f(y + r + 1)) \(f(x - r)),\(f(y))\" fill=\"\(color)\"/>"
+        case "cross":
+            return "<path d=\"M\(f(x - r)),\(f(y - r))L\(f(x + r)),\(f(y + r))M\(f(x - r)),\(f(y + r))L\(f(x + r)),\(f(y - r))\" stroke=\"\(color)\" stroke-width=\"2.2\"/>"
+        default:
+            return "<circle cx=\"\(f(x))\" cy=\"\(f(y))\" r=\"\(f(r))\" fill=\"\(color)\"/>"
+        }
+    }
+
+    static func esc(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+    }
+
+    /// A compact tick label: round numbers stay round; SI suffixes for large values.
+    static func tick(_ v: Double, _ log: Bool = false) -> String {
         let a = abs(v)
-        if a >= 1e9 { return String(format: "%.3gG", v / 1e9) }
-        if a >= 1e6 { return String(format: "%.3gM", v / 1e6) }
-        if a >= 1e4 { return String(format: "%.3gk", v / 1e3) }
-        return String(format: "%.3g", v)
+        func g(_ x: Double) -> String {
+            var t = String(format: "%.3g", x)
+            if t.contains("e") { t = String(format: "%.0f", x) }
+            return t
+        }
+        if a >= 1e9 { return g(v / 1e9) + "G" }
+        if a >= 1e6 { return g(v / 1e6) + "M" }
+        if a >= 1e4 { return g(v / 1e3) + "k" }
+        return g(v)
     }
 }

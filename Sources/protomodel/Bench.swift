@@ -36,8 +36,8 @@ struct Bench: ParsableCommand {
         try runRanks(recvTimeout: pipeline.recvTimeout) { try bench($0) }
     }
 
-    private func parseLists() throws -> ([CodecChoice], [LinkModel]) {
-        let cs = try codecs.split(separator: ",").map { try CodecChoice.parse(String($0).trimmingCharacters(in: .whitespaces)) }
+    private func parseLists() throws -> ([CodecSpec], [LinkModel]) {
+        let cs = try codecs.split(separator: ",").map { try CodecSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
         let ls = try links.split(separator: ",").map { try LinkModel.parse(String($0)) }
         guard !cs.isEmpty else { throw ValidationError("--codecs is empty; give e.g. dense,subspace:16") }
         guard !ls.isEmpty else { throw ValidationError("--links is empty; give e.g. off,80mbit,200mbit:50ms") }
@@ -46,7 +46,7 @@ struct Bench: ParsableCommand {
     }
 
     private func bench(_ link: MPILink) throws {
-        var lists: ([CodecChoice], [LinkModel]) = ([], [])
+        var lists: ([CodecSpec], [LinkModel]) = ([], [])
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
                                   check: { cfg in
                                       lists = try parseLists()
@@ -56,7 +56,7 @@ struct Bench: ParsableCommand {
         let rank = link.rank, size = link.size, tc = session.tc
         let evalEvery = options.evalEvery ?? 20
         // Virtual: one run per codec follows every link. Sleep: one run per (codec, link).
-        let plan: [(CodecChoice, [LinkModel])] = session.clock == .virtual
+        let plan: [(CodecSpec, [LinkModel])] = session.clock == .virtual
             ? choices.map { ($0, linkModels) }
             : choices.flatMap { c in linkModels.map { (c, [$0]) } }
         let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
         let wallStart = Clock.wall()
         for (i, (choice, ls)) in plan.enumerated() {
             let (trainer, cfg) = try session.makeTrainer(choice: choice, links: ls, schedule: pipeline.schedule)
-            let label = choice.label(cfg)
+            let label = choice.label(dModel: cfg.dModel)
             if rank == 0 { print("run \(i + 1)/\(plan.count)   \(label) over \(ls.map(\.name).joined(separator: ", "))") }
             var times = Array(repeating: [Double](), count: ls.count)
             var linkShares = times, bubbleShares = times

@@ -36,7 +36,7 @@ struct CheckpointOptions: ParsableArguments {
         return (r, s)
     }
 
-    func validate(ranks: Int, steps: Int) throws {
+    func validate(ranks: Int) throws {
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
         if keep < 1 { throw ValidationError("--keep \(keep) must be at least 1 (the newest checkpoint is always kept)") }
         for (text, flag) in [(debugFailAt, "--debug-fail-at"), (debugNaNAt, "--debug-nan-at")] {

@@ -87,7 +87,7 @@ final class Session {
     }
 
     /// A fresh model (from the seed) with `choice` on the wire, following `links`.
-    func makeTrainer(choice: CodecChoice, links: [LinkModel], schedule: ScheduleKind) throws -> (DistributedTrainer, ModelConfig) {
+    func makeTrainer(choice: CodecSpec, links: [LinkModel], schedule: ScheduleKind) throws -> (DistributedTrainer, ModelConfig) {
         var cfg = base
         try choice.apply(to: &cfg)
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
@@ -95,7 +95,7 @@ final class Session {
         try link.barrier()  // a shared epoch for the sleep clock
         let time = EmulatedTime(mode: clock, links: links, epoch: Clock.wall())
         let stage = PipelineStage(config: cfg, stage: specs[rank], train: tc, schedule: sched,
-                                  makeCodec: choice.makeCodec, comm: StageComm(link: link, stage: rank, stages: size), time: time)
+                                  makeCodec: { choice.makeCodec(model: $0) }, comm: StageComm(link: link, stage: rank, stages: size), time: time)
         return (DistributedTrainer(stage: stage, split: split), cfg)
     }
 

@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
                                   check: { cfg in
                                       var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link)
-                                      try checkpoint.validate(ranks: link.size, steps: options.steps)
+                                      try checkpoint.validate(ranks: link.size)
                                   },
                                   fingerprint: ["\(choice)", codec.link, "\(checkpoint.enabled)", "\(checkpoint.checkpointEvery)", "\(checkpoint.resume)"])
         let emuLink = try LinkModel.parse(codec.link)
@@ -42,7 +42,7 @@ struct Train: ParsableCommand {
         var startStep = 0
         var position: DataLoader.Position?
         if checkpoint.enabled {
-            let identity = CheckpointIdentity(worldSize: size, split: session.split, model: cfg, codec: choice.label(cfg),
+            let identity = CheckpointIdentity(worldSize: size, split: session.split, model: cfg, codec: choice.label(dModel: cfg.dModel),
                                               schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
                                               microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed)
             let r = Recovery(session: session, options: checkpoint, root: checkpoint.directory(out: options.out), identity: identity)
@@ -56,7 +56,7 @@ struct Train: ParsableCommand {
         if rank == 0, let d = session.data {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
-            print("pipeline    \(size) stage(s), split \(session.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(choice.label(cfg)), \(MPIEnv.libraryVersion)")
+            print("pipeline    \(size) stage(s), split \(session.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(choice.label(dModel: cfg.dModel)), \(MPIEnv.libraryVersion)")
             print("link        \(emuLink.isOff ? "off" : emuLink.name), \(session.clock.rawValue) clock")
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
             if let r = recovery {
@@ -66,7 +66,7 @@ struct Train: ParsableCommand {
             try log?.write(["type": startStep > 0 ? "resume" : "config", "resumed_at_step": startStep, "model": jsonObject(cfg), "train": jsonObject(tc),
                             "versions": RunInfo.versions(mpi: MPIEnv.libraryVersion), "host": RunInfo.host,
                             "git": RunInfo.gitRevision, "world_size": size, "split": session.split,
-                            "schedule": pipeline.schedule.rawValue, "codec": choice.kind.rawValue, "codec_detail": choice.label(cfg),
+                            "schedule": pipeline.schedule.rawValue, "codec": choice.kind.rawValue, "codec_detail": choice.label(dModel: cfg.dModel),
                             "link": emuLink.name, "clock": session.clock.rawValue,
                             "data": options.data, "threads_per_rank": threading.threads])
         }

@@ -104,7 +104,7 @@ final class CodecTests: XCTestCase {
         expect.withUnsafeMutableBufferPointer { sub.project($0.baseAddress!, rows: n, scratch: scratch.ptr) }
         XCTAssertLessThan(directError(expect, gp), 1e-6)
         // bf16 coordinates: half the coordinate bytes, a small measured error.
-        let cb = SubspaceCodec(subspace: sub, bf16: true)
+        let cb = SubspaceCodec(subspace: sub, format: .bf16)
         let (yb, bb) = try roundTrip(cb, x)
         XCTAssertEqual(bb, WireBuffer.headerBytes + 2 * n + 2 * n * 4)
         XCTAssertLessThan(directError(x, yb), 1e-2)

@@ -94,3 +94,31 @@ func relErr(_ a: [Float], _ b: [Float]) -> Double {
 func assertRel(_ a: Float, _ b: Float, _ tol: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
     XCTAssertLessThanOrEqual(abs(Double(a) - Double(b)), tol * abs(Double(b)), "\(what): \(a) vs \(b)", file: file, line: line)
 }
+
+final class ConvergenceRunTests: XCTestCase {
+    /// One variant of the convergence benchmark: validation at the intervals asked for, bytes
+    /// per token as the wire counts them, and the same figures when run twice (same data order).
+    func testRunRecordsValidationAndBytes() throws {
+        let (cfg, tc0) = pipelineConfig()
+        var tc = tc0
+        tc.steps = 6
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 8, seed: 4)
+        func once(_ spec: CodecSpec) throws -> ConvergenceResult {
+            var i = 0
+            return try Convergence.run(label: spec.description, config: cfg, spec: spec, train: tc, split: [2, 1, 1],
+                                       schedule: .oneFOneB, fingerprint: "t", nextStep: { defer { i += 1 }; return data[i] },
+                                       validation: data[7], evalEvery: 4) { _ in }
+        }
+        let dense = try once(CodecSpec())
+        XCTAssertEqual(dense.validation.map(\.step), [4, 6])
+        let N = Double(tc.batchSize * cfg.seqLen)
+        XCTAssertEqual(dense.bytesPerTokenForward, (4 * N * Double(cfg.dModel) + 16) / N, accuracy: 1e-9)
+        XCTAssertEqual(dense.bytesPerTokenBackward, dense.bytesPerTokenForward, accuracy: 1e-9)
+        XCTAssertEqual(dense.wireErrorForward, 0)
+        XCTAssertEqual(try once(CodecSpec()).validation, dense.validation, "same data order and seed, same figures")
+        let q = try once(try CodecSpec.parse("subspace:4:int8"))
+        XCTAssertEqual(q.bytesPerTokenForward, (N * (2 + 2 + 4) + 16) / N, accuracy: 1e-9, "uint16 id + bf16 scale + 4 int8 coordinates")
+        XCTAssertGreaterThan(q.wireErrorForward, 0)
+        XCTAssertNotEqual(q.validation.last!.loss, dense.validation.last!.loss)
+    }
+}

@@ -1,0 +1,156 @@
+// `protomodel converge`: the convergence benchmark. Every variant trains on the same data
+// order and seed for the same tokens (in-process pipeline, one thread per stage) and is
+// scored on a fixed validation slice; writes Markdown/CSV/JSON and a Pareto plot. Each
+// finished variant is kept in OUT/runs/, so an interrupted benchmark restarts where it stopped.
+import ArgumentParser
+import Foundation
+import ProtoCore
+import ProtoData
+import ProtoPipeline
+import ProtoReport
+
+enum ValidationSlice: String, CaseIterable, ExpressibleByArgument {
+    /// The slice reported in tables (validation micro-batches 0..<n).
+    case report
+    /// The next n micro-batches: for choosing settings without touching the reported slice.
+    case tune
+}
+
+struct Converge: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convergence benchmark: validation loss at equal tokens for a list of codecs and model variants.",
+        discussion: """
+        Trains each variant in one process on the pipeline it would run on (one thread per
+        stage, the MPI pipeline's exact arithmetic), on the same data order and seed, and
+        scores it on a fixed validation slice of at least --val-tokens tokens. Variants use
+        the codec words of `bench`: \(CodecSpec.syntax).
+        Reports bytes/token each way, compression against dense fp32 and bf16, validation loss
+        at intervals, the gap to dense, and the steps dense needed to reach each final loss.
+        Choose settings with --val-slice tune; report with the default slice.
+        """)
+
+    @OptionGroup var model: ModelOptions
+    @OptionGroup var options: TrainOptions
+    @OptionGroup var threading: ThreadOptions
+    @Option(help: "Comma-separated variants (codec words); the first `dense` is the reference.")
+    var variants: String = "dense,int8,subspace:16"
+    @Option(help: "Pipeline stages the model is split into (boundaries = stages − 1).") var stages: Int = 8
+    @Option(help: "Layers per stage, comma separated (default: as even as possible).") var split: String?
+    @Option(help: "Pipeline schedule.") var schedule: ScheduleKind = .oneFOneB
+    @Option(name: .customLong("val-tokens"), help: "Validation tokens scored each time (rounded up to whole groups of M micro-batches).")
+    var valTokens: Int = 32768
+    @Option(name: .customLong("val-slice"), help: "report: the slice tables report; tune: the next slice of the same size, for choosing settings.")
+    var valSlice: ValidationSlice = .report
+    @Option(name: .customLong("bench-out"), help: "Folder for results.{md,csv,json}, pareto.svg, curves.svg and runs/ (one JSON per finished variant).")
+    var benchOut: String = "bench/convergence"
+    @Flag(help: "Retrain variants whose results are already in BENCH_OUT/runs/ (by default they are reused).")
+    var fresh = false
+
+    mutating func validate() throws {
+        if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
+        if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
+        _ = try specs()
+    }
+
+    func specs() throws -> [CodecSpec] {
+        let words = variants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !words.isEmpty else { throw ValidationError("--variants is empty; give e.g. dense,int8,subspace:16") }
+        do { return try words.map(CodecSpec.parse) } catch { throw ValidationError("--variants: \(error)") }
+    }
+
+    func run() throws {
+        try threading.apply()
+        let tc = try options.trainConfig(steps: 600, batchSize: 4, microbatches: 8)
+        var cfg = try model.config()
+        let dir = URL(fileURLWithPath: options.data)
+        let tokenizer = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
+        cfg.vocabSize = tokenizer.vocabSize
+        try cfg.validate()
+        let layers: [Int]
+        if let split {
+            let parts = split.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard parts.allSatisfy({ $0 != nil }), parts.count == stages else {
+                throw ValidationError("--split '\(split)' must give \(stages) comma-separated layer counts (one per stage)")
+            }
+            layers = parts.map { $0! }
+            _ = try StageSpec.stages(split: layers, nLayer: cfg.nLayer)
+        } else {
+            layers = try StageSpec.evenSplit(nLayer: cfg.nLayer, stages: stages)
+        }
+        let specs = try specs()
+        for s in specs { var c = cfg; try s.apply(to: &c); try c.validate() }
+
+        // Data: the same training order for every variant, a fixed validation slice.
+        let trainShards = try Shard.list(in: dir, split: "train")
+        let perGroup = tc.microbatches * tc.batchSize * cfg.seqLen
+        let valCount = (valTokens + perGroup - 1) / perGroup * tc.microbatches
+        let valLoader = try DataLoader(shards: Shard.list(in: dir, split: "val"), vocabSize: cfg.vocabSize,
+                                       seqLen: cfg.seqLen, batchSize: tc.batchSize, seed: 0, shuffle: false)
+        let val = valLoader.fixedBatches(valCount, skip: valSlice == .tune ? valCount : 0)
+        guard val.count == valCount else {
+            throw ValidationError("\(options.data) has validation data for \(valLoader.windowCount / tc.batchSize) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens; the \(valSlice.rawValue) slice needs \(valCount)\(valSlice == .tune ? " after the report slice" : "") — lower --val-tokens or prepare more data")
+        }
+        let evalEvery = options.evalEvery ?? max(1, tc.steps / 12)
+        let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
+            .joined(separator: ",") + "|tok:\(Session.fingerprint([tokenizer.merges.map { "\($0)" }.joined()]))"
+
+        let out = URL(fileURLWithPath: benchOut), runsDir = out.appendingPathComponent("runs")
+        try FileManager.default.createDirectory(at: runsDir, withIntermediateDirectories: true)
+        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline"
+        print("converge    \(specs.count) variant(s): \(caption)")
+        print("            results in \(benchOut)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
+
+        var results: [ConvergenceResult] = []
+        for (i, spec) in specs.enumerated() {
+            var vcfg = cfg
+            try spec.apply(to: &vcfg)
+            let label = spec.label(dModel: cfg.dModel)
+            let fp = String(format: "%010.0f", Session.fingerprint([String(describing: vcfg), String(describing: tc), "\(layers)",
+                                                                    schedule.rawValue, spec.description, dataID, valSlice.rawValue,
+                                                                    "\(val.count)", "\(evalEvery)"]))
+            let file = runsDir.appendingPathComponent(spec.description.replacingOccurrences(of: ":", with: "_") + ".json")
+            if !fresh, let data = try? Data(contentsOf: file), let old = try? JSONDecoder().decode(ConvergenceResult.self, from: data) {
+                if old.fingerprint == fp {
+                    print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))
+                    results.append(old)
+                    continue
+                }
+                print("[\(i + 1)/\(specs.count)] \(label): \(file.path) was made with other settings; retraining")
+            }
+            print("[\(i + 1)/\(specs.count)] \(label): training \(tc.steps) steps")
+            let loader = try DataLoader(shards: trainShards, vocabSize: cfg.vocabSize, seqLen: cfg.seqLen,
+                                        batchSize: tc.batchSize, seed: tc.dataSeed, shuffle: true)
+            let r = try Convergence.run(label: label, config: cfg, spec: spec, train: tc, split: layers, schedule: schedule,
+                                        fingerprint: fp, nextStep: { (0..<tc.microbatches).map { _ in loader.next() } },
+                                        validation: val, evalEvery: evalEvery) { p in
+                guard let v = p.validation else { return }
+                let eta = p.elapsed / Double(p.step) * Double(p.steps - p.step)
+                print(String(format: "      step %5d/%d | loss %.4f | val %.4f | %@ elapsed, ETA %@",
+                             p.step, p.steps, p.trainLoss, v, formatDuration(p.elapsed), formatDuration(eta)))
+            }
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(enc.encode(r), to: file)
+            results.append(r)
+        }
+
+        let dense = results.first { $0.codec == "dense" }?.label
+        let n = Double(tc.batchSize * cfg.seqLen), header = Double(WireBuffer.headerBytes)
+        let rows = ConvergenceReport.rows(results, dense: dense, fp32Bytes: (4 * n * Double(cfg.dModel) + header) / n,
+                                          bf16Bytes: (2 * n * Double(cfg.dModel) + header) / n)
+        let notes = [
+            "model: " + caption,
+            "path: in-process pipeline (every stage a thread, the MPI pipeline's arithmetic); same data order (seed \(tc.dataSeed)) and initial weights (seed \(cfg.seed)) for every variant",
+            "bytes: per token per boundary as encoded (payload + 16-byte header); compression counts forward + backward + sync against dense fp32 / bf16 messages",
+            "steps ratio: \(tc.steps) / steps dense needed to reach the variant's final loss (interpolated between validation points every \(evalEvery) steps)",
+            "git \(RunInfo.gitRevision), \(RunInfo.host)",
+        ]
+        try AtomicFile.write(Data(("# protomodel converge\n\n" + ConvergenceReport.markdown(rows, notes: notes)).utf8), to: out.appendingPathComponent("results.md"))
+        try AtomicFile.write(Data(ConvergenceReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
+        try AtomicFile.write(ConvergenceReport.json(rows, notes: notes), to: out.appendingPathComponent("results.json"))
+        try AtomicFile.write(Data(ConvergenceReport.paretoPlot(rows, dense: dense, caption: caption).render().utf8), to: out.appendingPathComponent("pareto.svg"))
+        try AtomicFile.write(Data(ConvergenceReport.curvesPlot(rows, caption: caption).render().utf8), to: out.appendingPathComponent("curves.svg"))
+        print("")
+        print(ConvergenceReport.markdown(rows, notes: []))
+        print("wrote \(benchOut)/results.{md,csv,json}, pareto.svg, curves.svg")
+    }
+}

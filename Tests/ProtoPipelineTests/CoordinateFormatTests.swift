@@ -1,0 +1,109 @@
+// Stacked quantization of subspace coordinates: byte counts, round-trip error bounds, the
+// fp8 e4m3 table, and a quantized subspace codec whose reported error is the real one.
+import XCTest
+import ProtoCore
+@testable import ProtoPipeline
+
+final class CoordinateFormatTests: XCTestCase {
+    func roundTrip(_ f: CoordinateFormat, _ x: [Float], rows: Int, k: Int) -> (sent: [Float], decoded: [Float], bytes: Int) {
+        var sent = x
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: f.rowBytes(k: k) * rows, alignment: 8)
+        defer { raw.deallocate() }
+        f.encode(&sent, rows: rows, k: k, into: raw)
+        var out = [Float](repeating: .nan, count: rows * k)
+        f.decode(raw, rows: rows, k: k, into: &out)
+        return (sent, out, f.rowBytes(k: k) * rows)
+    }
+
+    func testEveryFormatRoundTripsWithinItsStep() {
+        let rows = 9, k = 13  // odd k exercises the int4 padding nibble
+        var x = randomArray(rows * k, seed: 4, std: 3)
+        x[5] = 0; for j in 0..<k { x[2 * k + j] = 0 }  // an all-zero row
+        let bounds: [CoordinateFormat: Float] = [.fp32: 0, .bf16: 1.0 / 256, .int8: 0.5 / 127, .fp8: 1.0 / 16, .int4: 0.5 / 7]
+        for f in CoordinateFormat.allCases {
+            let (sent, out, bytes) = roundTrip(f, x, rows: rows, k: k)
+            XCTAssertEqual(sent, out, "\(f): the sender's rounded copy is what the receiver decodes")
+            XCTAssertEqual(bytes, rows * f.rowBytes(k: k))
+            for r in 0..<rows {
+                let amax = (0..<k).map { abs(x[r * k + $0]) }.max()!
+                for j in 0..<k {
+                    let i = r * k + j
+                    // Relative formats (bf16, fp8) bound the error by the value; scaled integers by the row's absmax (+ bf16 scale rounding).
+                    let tol = f == .bf16 || f == .fp8 ? abs(x[i]) * bounds[f]! + amax * 1e-3 : amax * bounds[f]! * 1.01
+                    XCTAssertEqual(out[i], x[i], accuracy: max(tol, 0), "\(f) row \(r) value \(j)")
+                }
+            }
+        }
+        XCTAssertEqual(CoordinateFormat.int8.rowBytes(k: 16), 18)
+        XCTAssertEqual(CoordinateFormat.int4.rowBytes(k: 13), 9)
+        XCTAssertEqual(CoordinateFormat.fp8.rowBytes(k: 16), 18)
+    }
+
+    func testFP8TableAndRounding() {
+        XCTAssertEqual(FP8E4M3.decode(0x7E), 448)
+        XCTAssertEqual(FP8E4M3.decode(0x01), 0x1p-9, "smallest subnormal")
+        XCTAssertEqual(FP8E4M3.decode(0x08), 0x1p-6, "smallest normal")
+        XCTAssertEqual(FP8E4M3.decode(0x38), 1)
+        XCTAssert(FP8E4M3.decode(0x7F).isNaN)
+        for c in 0..<0x7F { XCTAssertEqual(FP8E4M3.encode(FP8E4M3.decode(UInt8(c))), UInt8(c), "code \(c) round-trips") }
+        XCTAssertEqual(FP8E4M3.encode(-1), 0xB8)
+        XCTAssertEqual(FP8E4M3.encode(1e6), 0x7E, "saturates")
+        XCTAssertEqual(FP8E4M3.encode(1.0625), 0x38, "a tie goes to the even code (1.0)")
+        XCTAssertEqual(FP8E4M3.encode(1.1875), 0x3A, "a tie goes to the even code (1.25)")
+        XCTAssertEqual(FP8E4M3.encode(1.05), 0x38)
+        XCTAssertEqual(FP8E4M3.encode(1.07), 0x39, "nearer to 1.125 than to 1.0")
+        XCTAssertEqual(FP8E4M3.encode(1.1), 0x39)
+    }
+
+    func testQuantizedSubspaceCodecReportsItsError() throws {
+        var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
+        cfg.subspace = SubspaceConfig(rank: 6, mode: .reparam)
+        let sub = Subspace(config: cfg)
+        let n = 10, d = 16, k = 6
+        let coords = randomArray(n * k, seed: 9)
+        var x = [Float](repeating: 0, count: n * d)
+        let ids = (0..<n).map { Int32($0 * 5 % 48) }
+        sub.expand(coords, rows: n, into: &x, accumulate: false)
+        sub.addFixed(&x, ids: ids, n: n)
+        for f in CoordinateFormat.allCases {
+            let c = SubspaceCodec(subspace: sub, format: f)
+            let b = c.encodeForward(x, ids: ids, n: n, d: d)
+            XCTAssertEqual(b.count, WireBuffer.headerBytes + 2 * n + n * f.rowBytes(k: k), "\(f): ids + coordinates")
+            var y = [Float](repeating: 0, count: n * d), rid = [Int32](repeating: 0, count: n)
+            try c.decodeForward(b, into: &y, ids: &rid, n: n, d: d)
+            XCTAssertEqual(rid, ids, "\(f): ids stay exact")
+            XCTAssertEqual(c.errorStats.relativeForward, relErr(y, x), accuracy: 1e-5, "\(f): reported forward error is the real one")
+            if f == .fp32 { XCTAssertLessThan(relErr(y, x), 1e-6) } else { XCTAssertGreaterThan(relErr(y, x), 1e-5) }
+            let g = randomArray(n * d, seed: 10)
+            let gb = c.encodeBackward(g, ids: ids, n: n, d: d)
+            var gy = [Float](repeating: 0, count: n * d)
+            try c.decodeBackward(gb, into: &gy, ids: ids, n: n, d: d)
+            var exact = g
+            let scratch = FloatBuffer(count: n * k)
+            exact.withUnsafeMutableBufferPointer { sub.project($0.baseAddress!, rows: n, scratch: scratch.ptr) }
+            XCTAssertEqual(c.errorStats.relativeBackward, f == .fp32 ? 0 : relErr(gy, exact), accuracy: 1e-5,
+                           "\(f): backward error is measured against the exact G·U·Uᵀ")
+        }
+    }
+
+    func testCodecSpecWordsRoundTrip() throws {
+        for w in ["dense", "bf16", "int8", "topk:0.25", "subspace", "subspace:16", "subspace:16:projected", "subspace:8:int8",
+                  "subspace:32:fp8", "subspace:24:reparam:int4"] {
+            XCTAssertEqual(try CodecSpec.parse(w).description, w, "'\(w)' reads back")
+        }
+        let s = try CodecSpec.parse("subspace:16:int4")
+        XCTAssertEqual(s.coords, .int4)
+        XCTAssertEqual(s.label(dModel: 128), "subspace k=16 int4")
+        for bad in ["subspace:16:int8:fp8", "dense:3", "topk:x", "zip", "subspace:banana"] {
+            XCTAssertThrowsError(try CodecSpec.parse(bad), "'\(bad)' is refused") { XCTAssert("\($0)".contains(bad)) }
+        }
+        var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
+        XCTAssertThrowsError(try CodecSpec.parse("subspace:16").apply(to: &cfg)) { XCTAssert("\($0)".contains("1..<16")) }
+    }
+}
+
+func randomArray(_ n: Int, seed: UInt64, std: Float = 1) -> [Float] {
+    var r = SplitMix64(seed: seed), a = [Float](repeating: 0, count: n)
+    a.withUnsafeMutableBufferPointer { r.fillNormal($0.baseAddress!, n, std: std) }
+    return a
+}

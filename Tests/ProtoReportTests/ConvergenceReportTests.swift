@@ -1,0 +1,60 @@
+// The convergence table's arithmetic: steps dense needs to reach a loss, the Pareto front,
+// compression against fp32 and bf16, and the gap to dense.
+import XCTest
+import ProtoPipeline
+@testable import ProtoReport
+
+final class ConvergenceReportTests: XCTestCase {
+    func result(_ label: String, fwd: Double, bwd: Double, sync: Double = 0, vals: [(Int, Double)]) -> ConvergenceResult {
+        ConvergenceResult(label: label, codec: label, fingerprint: "x", stages: 8, steps: vals.last!.0, tokensPerStep: 4096,
+                          parameters: 1, bytesPerTokenForward: fwd, bytesPerTokenBackward: bwd, syncBytesPerToken: sync,
+                          wireErrorForward: 0, wireErrorBackward: 0, validation: vals.map { ValidationPoint(step: $0.0, loss: $0.1) },
+                          finalTrainLoss: 0, wallSeconds: 1)
+    }
+
+    func testStepsToReachInterpolates() {
+        let curve = [(100, 4.0), (200, 3.0), (300, 2.5)].map { ValidationPoint(step: $0.0, loss: $0.1) }
+        XCTAssertEqual(ConvergenceReport.stepsToReach(3.5, curve: curve), 150)
+        XCTAssertEqual(ConvergenceReport.stepsToReach(2.5, curve: curve), 300)
+        XCTAssertEqual(ConvergenceReport.stepsToReach(5.0, curve: curve), 100, "reached by the first point")
+        XCTAssertNil(ConvergenceReport.stepsToReach(2.4, curve: curve), "never reached")
+        XCTAssertNil(ConvergenceReport.stepsToReach(.nan, curve: curve))
+    }
+
+    func testParetoFront() {
+        let pts: [(bytes: Double, loss: Double)] = [(1000, 3.0), (100, 3.1), (100, 3.3), (50, 3.5), (60, 3.6), (10, .infinity)]
+        XCTAssertEqual(ConvergenceReport.paretoFront(pts), [0, 1, 3])
+    }
+
+    func testRows() throws {
+        let dense = result("dense", fwd: 512, bwd: 512, vals: [(100, 4.0), (200, 3.0), (300, 2.5)])
+        let sub = result("subspace", fwd: 20, bwd: 18, sync: 1, vals: [(100, 4.2), (200, 3.4), (300, 3.0)])
+        let rows = ConvergenceReport.rows([dense, sub], dense: "dense", fp32Bytes: 512, bf16Bytes: 256)
+        XCTAssertEqual(rows[0].compressionFP32, 1, accuracy: 1e-12)
+        XCTAssertEqual(rows[1].totalBytes, 40)
+        XCTAssertEqual(rows[1].compressionFP32, 1024.0 / 40, accuracy: 1e-12)
+        XCTAssertEqual(rows[1].compressionBF16, 512.0 / 40, accuracy: 1e-12)
+        XCTAssertEqual(rows[1].gapPercent!, 20, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].denseStepsToReach, 200)
+        XCTAssertEqual(rows[1].stepsRatio!, 1.5, accuracy: 1e-12)
+        XCTAssert(rows[0].onFront && rows[1].onFront)
+        let md = ConvergenceReport.markdown(rows, notes: ["n"])
+        XCTAssert(md.contains("| subspace | 20.0 | 18.0 | 1.00 | 25.6× | 12.8× | 3.0000 | +20.0% | 200 | 1.50 |"), md)
+        let svg = ConvergenceReport.paretoPlot(rows, dense: "dense", caption: "cap").render()
+        XCTAssert(svg.contains("dense + 2%") && svg.contains("cap") && svg.contains(">subspace<"))
+        let csv = ConvergenceReport.csv(rows)
+        XCTAssertEqual(csv.split(separator: "\n").count, 3)
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: ConvergenceReport.json(rows, notes: [])))
+    }
+
+    func testNiceTicks() {
+        let loss = SVGPlot.niceTicks(2.93, 3.61)
+        XCTAssertEqual(loss.count, 6)
+        for (a, b) in zip(loss, [2.8, 3.0, 3.2, 3.4, 3.6, 3.8]) { XCTAssertEqual(a, b, accuracy: 1e-9) }
+        let t = SVGPlot.niceTicks(0, 97)
+        XCTAssertEqual(t, [0, 20, 40, 60, 80, 100])
+        XCTAssertEqual(SVGPlot.logTicks(20e6, 1e9), [20e6, 50e6, 100e6, 200e6, 500e6, 1e9])
+        XCTAssertEqual(SVGPlot.tick(200e6), "200M")
+        XCTAssertEqual(SVGPlot.tick(0.5), "0.5")
+    }
+}
