@@ -5,11 +5,15 @@ import ProtoCore
 
 /// The codec names the command line accepts.
 public enum CodecKind: String, CaseIterable, Sendable {
-    case dense, bf16, int8, topk, subspace
+    case dense, bf16, int8, topk, subspace, projector
 }
 
 /// One wire codec and its settings: dense, bf16, int8, topk[:FRACTION],
-/// subspace[:K][:reparam|projected][:fp32|bf16|int8|fp8|int4].
+/// subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X],
+/// projector[:K][:FORMAT][:fixed][:every=N][:ulr=X]; FORMAT is fp32|bf16|int8|fp8|int4.
+/// `adaptive` trains the shared U (SPEC §2 way 1); `projector` is the learned per-boundary
+/// projection model (way 2; `fixed` keeps its seeded projections); `every`/`ulr` set how
+/// often such a basis is stepped and its learning rate relative to the model's.
 public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     public var kind: CodecKind = .dense
     /// Subspace rank k (default d/8).
@@ -18,13 +22,16 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     /// Number format of the subspace coordinates on the wire.
     public var coords: CoordinateFormat = .fp32
     public var topkFraction: Double?
+    /// A trained basis (adaptive U, learned projectors) and how it trains; nil keeps it fixed.
+    public var training: ManifoldTraining?
 
     public init(kind: CodecKind = .dense, rankK: Int? = nil, mode: SubspaceMode? = nil,
-                coords: CoordinateFormat = .fp32, topkFraction: Double? = nil) {
+                coords: CoordinateFormat = .fp32, topkFraction: Double? = nil, training: ManifoldTraining? = nil) {
         self.kind = kind; self.rankK = rankK; self.mode = mode; self.coords = coords; self.topkFraction = topkFraction
+        self.training = training
     }
 
-    public static let syntax = "dense, bf16, int8, topk[:FRACTION], subspace[:K][:reparam|projected][:fp32|bf16|int8|fp8|int4]"
+    public static let syntax = "dense, bf16, int8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"
 
     /// Parses one codec word, e.g. `subspace:16:int8` or `topk:0.1`.
     public static func parse(_ text: String) throws -> CodecSpec {
@@ -33,8 +40,23 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
             throw ConfigError.invalid(field: "codec", reason: "'\(text)': expected one of \(syntax)")
         }
         var c = CodecSpec(kind: kind)
-        var sawFormat = false
+        if kind == .projector { c.training = ManifoldTraining() }
+        var sawFormat = false, fixed = false
+        func bad(_ why: String) -> ConfigError { .invalid(field: "codec", reason: "'\(text)': \(why)") }
         for p in parts.dropFirst() {
+            if kind == .subspace || kind == .projector, let eq = p.firstIndex(of: "=") {
+                let key = p[..<eq], value = p[p.index(after: eq)...]
+                switch key {
+                case "every":
+                    guard let n = Int(value), n >= 1 else { throw bad("every=N needs a whole number N ≥ 1") }
+                    c.training = c.training ?? ManifoldTraining(); c.training!.every = n
+                case "ulr":
+                    guard let x = Float(value), x > 0, x.isFinite else { throw bad("ulr=X needs a positive number X") }
+                    c.training = c.training ?? ManifoldTraining(); c.training!.lrScale = x
+                default: throw bad("unknown setting '\(key)'; use every=N or ulr=X")
+                }
+                continue
+            }
             switch kind {
             case .topk:
                 guard c.topkFraction == nil, let f = Double(p) else {
@@ -45,22 +67,40 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
                 if let k = Int(p), c.rankK == nil { c.rankK = k }
                 else if let m = SubspaceMode(rawValue: p), c.mode == nil { c.mode = m }
                 else if let f = CoordinateFormat(rawValue: p), !sawFormat { c.coords = f; sawFormat = true }
+                else if p == "adaptive" { c.training = c.training ?? ManifoldTraining() }
                 else {
-                    throw ConfigError.invalid(field: "codec", reason: "'\(text)': subspace takes K, reparam|projected and one of \(CoordinateFormat.allCases.map(\.rawValue).joined(separator: "|")), e.g. subspace:16:int8")
+                    throw bad("subspace takes K, reparam|projected, one of \(CoordinateFormat.allCases.map(\.rawValue).joined(separator: "|")), adaptive, every=N, ulr=X; e.g. subspace:16:int8")
                 }
+            case .projector:
+                if let k = Int(p), c.rankK == nil { c.rankK = k }
+                else if let f = CoordinateFormat(rawValue: p), !sawFormat { c.coords = f; sawFormat = true }
+                else if p == "fixed" { fixed = true }
+                else { throw bad("projector takes K, a coordinate format, fixed, every=N, ulr=X; e.g. projector:16:int8") }
             default:
-                throw ConfigError.invalid(field: "codec", reason: "'\(text)': \(kind.rawValue) takes no settings")
+                throw bad("\(kind.rawValue) takes no settings")
             }
         }
+        if fixed {
+            guard c.training == ManifoldTraining() else { throw bad("a fixed projector takes no every= or ulr=") }
+            c.training = nil
+        }
+        if c.mode == .projected && c.training != nil { throw bad("an adaptive U needs the reparam mode") }
         return c
+    }
+
+    /// Settings words of a trained basis (`adaptive`, `every=N`, `ulr=X`) for `description`.
+    private var trainingWords: [String] {
+        guard let t = training else { return kind == .projector ? ["fixed"] : [] }
+        return (kind == .subspace ? ["adaptive"] : []) + (t.every != 1 ? ["every=\(t.every)"] : [])
+            + (t.lrScale != 1 ? ["ulr=\(t.lrScale)"] : [])
     }
 
     /// The word `parse` reads back.
     public var description: String {
         switch kind {
-        case .subspace:
-            return (["subspace"] + (rankK.map { [String($0)] } ?? []) + (mode.map { [$0.rawValue] } ?? [])
-                    + (coords == .fp32 ? [] : [coords.rawValue])).joined(separator: ":")
+        case .subspace, .projector:
+            return ([kind.rawValue] + (rankK.map { [String($0)] } ?? []) + (mode.map { [$0.rawValue] } ?? [])
+                    + (coords == .fp32 ? [] : [coords.rawValue]) + trainingWords).joined(separator: ":")
         case .topk: return "topk" + (topkFraction.map { ":\($0)" } ?? "")
         default: return kind.rawValue
         }
@@ -69,27 +109,37 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     /// Subspace rank for a model of width d.
     public func rank(dModel: Int) -> Int { rankK ?? max(1, dModel / 8) }
 
-    /// Checks the settings and applies the subspace choice to the model shape.
-    public func apply(to config: inout ModelConfig) throws {
+    /// Checks the settings and applies the subspace or projector choice to the model shape.
+    /// `split` (layers per stage) places the projectors on the stage boundaries.
+    public func apply(to config: inout ModelConfig, split: [Int]) throws {
         if let f = topkFraction, !(f > 0 && f <= 1) {
             throw ConfigError.invalid(field: "topk-fraction", reason: "\(f) must be in (0, 1]")
         }
         config.subspace = nil
-        if kind == .subspace {
-            let k = rank(dModel: config.dModel)
-            guard k >= 1 && k < config.dModel else {
-                throw ConfigError.invalid(field: "rank-k", reason: "\(k) must be in 1..<\(config.dModel) (d-model); the subspace must be narrower than the model")
-            }
-            config.subspace = SubspaceConfig(rank: k, mode: mode ?? .reparam)
+        config.projector = nil
+        guard kind == .subspace || kind == .projector else { return }
+        let k = rank(dModel: config.dModel)
+        guard k >= 1 && k < config.dModel else {
+            throw ConfigError.invalid(field: "rank-k", reason: "\(k) must be in 1..<\(config.dModel) (d-model); the subspace must be narrower than the model")
         }
+        if kind == .subspace {
+            config.subspace = SubspaceConfig(rank: k, mode: mode ?? .reparam, adaptive: training)
+        } else {
+            var b: [Int] = [], l = 0
+            for n in split.dropLast() { l += n; b.append(l - 1) }
+            config.projector = ProjectorConfig(rank: k, boundaries: b, training: training)
+        }
+        try config.validate()
     }
 
     /// A short name for tables and logs, e.g. "subspace k=16 int8", "topk 0.1".
     public func label(dModel: Int) -> String {
         switch kind {
-        case .subspace:
-            return "subspace k=\(rank(dModel: dModel))" + ((mode ?? .reparam) == .projected ? " projected" : "")
-                + (coords == .fp32 ? "" : " \(coords.rawValue)")
+        case .subspace, .projector:
+            let t = training.map { t in (t.every != 1 ? " every \(t.every)" : "") + (t.lrScale != 1 ? " ulr \(t.lrScale)" : "") } ?? ""
+            return "\(kind.rawValue) k=\(rank(dModel: dModel))" + ((mode ?? .reparam) == .projected ? " projected" : "")
+                + (kind == .subspace && training != nil ? " adaptive" : "") + (kind == .projector && training == nil ? " fixed" : "")
+                + t + (coords == .fp32 ? "" : " \(coords.rawValue)")
         case .topk: return "topk \(topkFraction ?? 0.1)"
         default: return kind.rawValue
         }
@@ -103,6 +153,10 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         case .int8: return Int8Codec()
         case .topk: return TopKCodec(fraction: topkFraction ?? 0.1)
         case .subspace: return SubspaceCodec(subspace: model.subspace!, format: coords)
+        case .projector:
+            let lo = model.stage.layers.lowerBound, hi = model.stage.layers.upperBound
+            return SubspaceCodec(fixed: model.fixed!, input: model.projectors[lo - 1],
+                                 output: model.stage.hasHead ? nil : model.projectors[hi - 1], format: coords)
         }
     }
 }

@@ -180,34 +180,57 @@ public final class TopKCodec: SymmetricCodec {
 /// Backward: G·U; the receiver expands it with Uᵀ. Coordinates travel in `format` (fp32 is
 /// exact; bf16, int8, fp8 and int4 are lossy, the last three with a per-token scale). The
 /// error is measured by rebuilding exactly what the receiver will.
+///
+/// The shared-subspace model uses one U on both sides of every boundary; a projector model
+/// uses the projector of the boundary it sends over (`output`) and of the one it receives
+/// over (`input`), whose stream is exactly E_fixed + C·Aᵀ by construction.
 public final class SubspaceCodec: WireCodec {
     public var errorStats = WireErrorStats()
-    public let subspace: Subspace
+    public let fixed: FixedEmbedding
+    /// Basis of the boundary after this stage (forward sends, backward receives).
+    public let output: Basis?
+    /// Basis of the boundary before this stage (forward receives, backward sends).
+    public let input: Basis?
     public let format: CoordinateFormat
+    public let k: Int
     private var work = FloatBuffer(count: 1)    // (n, d)
     private var coords = FloatBuffer(count: 1)  // (n, k)
 
-    public init(subspace: Subspace, format: CoordinateFormat = .fp32) { self.subspace = subspace; self.format = format }
+    public init(fixed: FixedEmbedding, input: Basis?, output: Basis?, format: CoordinateFormat = .fp32) {
+        precondition(input != nil || output != nil, "a subspace codec needs a basis")
+        self.fixed = fixed; self.input = input; self.output = output; self.format = format
+        k = (input ?? output)!.k
+    }
+    /// The shared-subspace wire: U on both sides.
+    public convenience init(subspace: Subspace, format: CoordinateFormat = .fp32) {
+        self.init(fixed: subspace.fixed, input: subspace.basis, output: subspace.basis, format: format)
+    }
     public var name: String { format == .fp32 ? "subspace" : "subspace-\(format.rawValue)" }
     public var carriesIds: Bool { true }
 
-    private var idBytes: Int { subspace.vocabSize <= 65536 ? 2 : 4 }
+    private var vocabSize: Int { fixed.vocabSize }
+    private var idBytes: Int { vocabSize <= 65536 ? 2 : 4 }
     private func idsPayload(_ n: Int) -> Int { (n * idBytes + 3) & ~3 }
     /// Payload bytes of one forward message of n tokens.
-    public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * format.rowBytes(k: subspace.k) }
-    public func backwardBytes(n: Int) -> Int { n * format.rowBytes(k: subspace.k) }
+    public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * format.rowBytes(k: k) }
+    public func backwardBytes(n: Int) -> Int { n * format.rowBytes(k: k) }
 
-    private func ensure(_ n: Int) {
-        if work.count < n * subspace.d { work = FloatBuffer(count: n * subspace.d) }
-        if coords.count < n * subspace.k { coords = FloatBuffer(count: n * subspace.k) }
+    private func ensure(_ n: Int, _ d: Int) {
+        if work.count < n * d { work = FloatBuffer(count: n * d) }
+        if coords.count < n * k { coords = FloatBuffer(count: n * k) }
+    }
+    private func basis(_ b: Basis?, _ what: String) -> Basis {
+        guard let b else { preconditionFailure("subspace codec: this stage has no boundary to \(what)") }
+        return b
     }
 
     public func encodeForward(_ x: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        precondition(d == subspace.d, "subspace codec built for d=\(subspace.d), got \(d)")
-        ensure(n)
+        let u = basis(output, "send activations over")
+        precondition(d == u.d, "subspace codec built for d=\(u.d), got \(d)")
+        ensure(n, d)
         work.ptr.update(from: x, count: n * d)
-        subspace.addFixed(work.ptr, ids: ids, n: n, sign: -1)
-        subspace.coordinates(work.ptr, rows: n, into: coords.ptr)
+        fixed.add(work.ptr, ids: ids, n: n, sign: -1)
+        u.coordinates(work.ptr, rows: n, into: coords.ptr)
         let b = WireBuffer(payloadBytes: forwardBytes(n: n))
         if idBytes == 2 {
             let out = b.payload.assumingMemoryBound(to: UInt16.self)
@@ -215,10 +238,10 @@ public final class SubspaceCodec: WireCodec {
         } else {
             b.payload.copyMemory(from: ids, byteCount: 4 * n)
         }
-        format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload + idsPayload(n))
+        format.encode(coords.ptr, rows: n, k: k, into: b.payload + idsPayload(n))
         // Rebuild as the receiver will and measure the error against what was sent.
-        subspace.expand(coords.ptr, rows: n, into: work.ptr, accumulate: false)
-        subspace.addFixed(work.ptr, ids: ids, n: n)
+        u.expand(coords.ptr, rows: n, into: work.ptr, accumulate: false)
+        fixed.add(work.ptr, ids: ids, n: n)
         var e = (errorStats.errSqForward, errorStats.normSqForward)
         addError(&e, x, work.ptr, n * d)
         (errorStats.errSqForward, errorStats.normSqForward) = e
@@ -226,34 +249,36 @@ public final class SubspaceCodec: WireCodec {
     }
 
     public func decodeForward(_ b: WireBuffer, into x: UnsafeMutablePointer<Float>, ids: UnsafeMutablePointer<Int32>, n: Int, d: Int) throws {
+        let u = basis(input, "receive activations over")
         try expectPayload(b, forwardBytes(n: n), "forward")
-        ensure(n)
+        ensure(n, d)
         if idBytes == 2 {
             let src = b.payload.assumingMemoryBound(to: UInt16.self)
             for i in 0..<n { ids[i] = Int32(src[i]) }
         } else {
             UnsafeMutableRawPointer(ids).copyMemory(from: b.payload, byteCount: 4 * n)
         }
-        for i in 0..<n where ids[i] < 0 || Int(ids[i]) >= subspace.vocabSize {
-            throw LinkError("subspace codec: forward message carries token id \(ids[i]) outside the vocabulary (\(subspace.vocabSize))")
+        for i in 0..<n where ids[i] < 0 || Int(ids[i]) >= vocabSize {
+            throw LinkError("subspace codec: forward message carries token id \(ids[i]) outside the vocabulary (\(vocabSize))")
         }
-        format.decode(b.payload + idsPayload(n), rows: n, k: subspace.k, into: coords.ptr)
-        subspace.expand(coords.ptr, rows: n, into: x, accumulate: false)
-        subspace.addFixed(x, ids: UnsafePointer(ids), n: n)
+        format.decode(b.payload + idsPayload(n), rows: n, k: k, into: coords.ptr)
+        u.expand(coords.ptr, rows: n, into: x, accumulate: false)
+        fixed.add(x, ids: UnsafePointer(ids), n: n)
     }
 
     public func encodeBackward(_ g: UnsafePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) -> WireBuffer {
-        ensure(n)
-        subspace.coordinates(g, rows: n, into: coords.ptr)
+        let u = basis(input, "send gradients over")
+        ensure(n, d)
+        u.coordinates(g, rows: n, into: coords.ptr)
         let b = WireBuffer(payloadBytes: backwardBytes(n: n))
         if format.isExact {
-            format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload)
+            format.encode(coords.ptr, rows: n, k: k, into: b.payload)
         } else {
             // Lossy coordinates: U is orthonormal, so the error of the receiver's G·U·Uᵀ is
             // the error of the coordinates themselves.
-            let nk = n * subspace.k
+            let nk = n * k
             work.ptr.update(from: coords.ptr, count: nk)
-            format.encode(coords.ptr, rows: n, k: subspace.k, into: b.payload)
+            format.encode(coords.ptr, rows: n, k: k, into: b.payload)
             var e = (errorStats.errSqBackward, errorStats.normSqBackward)
             addError(&e, work.ptr, coords.ptr, nk)
             (errorStats.errSqBackward, errorStats.normSqBackward) = e
@@ -262,9 +287,10 @@ public final class SubspaceCodec: WireCodec {
     }
 
     public func decodeBackward(_ b: WireBuffer, into g: UnsafeMutablePointer<Float>, ids: UnsafePointer<Int32>, n: Int, d: Int) throws {
+        let u = basis(output, "receive gradients over")
         try expectPayload(b, backwardBytes(n: n), "backward")
-        ensure(n)
-        format.decode(b.payload, rows: n, k: subspace.k, into: coords.ptr)
-        subspace.expand(coords.ptr, rows: n, into: g, accumulate: false)
+        ensure(n, d)
+        format.decode(b.payload, rows: n, k: k, into: coords.ptr)
+        u.expand(coords.ptr, rows: n, into: g, accumulate: false)
     }
 }

@@ -70,7 +70,7 @@ public enum Convergence {
                            validation: [Microbatch], evalEvery: Int,
                            progress: (ConvergenceProgress) -> Void) throws -> ConvergenceResult {
         var cfg = base
-        try spec.apply(to: &cfg)
+        try spec.apply(to: &cfg, split: split)
         precondition(validation.count % train.microbatches == 0 && !validation.isEmpty, "validation must be whole groups of M micro-batches")
         let p = try InProcessPipeline(config: cfg, split: split, train: train, schedule: schedule) { spec.makeCodec(model: $0) }
         let boundaries = Double(max(1, split.count - 1))

@@ -108,7 +108,7 @@ public final class DistributedTrainer {
     /// The whole model's parameters in whole-model layout order, assembled on rank 0 from
     /// every stage (point-to-point); nil on the other ranks.
     public func gatherParameters() throws -> [Float]? {
-        let tag = 4 * 8192
+        let tag = MessageKind.parameters.tag(0)
         let mine = stage.model.params
         if link.rank != 0 {
             let b = WireBuffer(payloadBytes: 4 * mine.count)

@@ -187,6 +187,7 @@ public final class PipelineStage {
                 if injectNaNAtStep == step { model.grads.ptr[0] = .nan }
                 let local = model.gradSumSquares()
                 met.optimizerSeconds += computed(t0)
+                try syncManifoldGradients(step, &met)
                 let global = try comm.link.allreduceSum([local])[0]
                 // The norm all-reduce synchronises every rank's emulated clock.
                 let latest = time.mode == .virtual ? try comm.link.allreduceMax(time.clocks) : []
@@ -205,6 +206,7 @@ public final class PipelineStage {
                 optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
                                gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
                 model.enforceConstraint()
+                model.updateManifolds(step: step, lr: train.schedule.lr(at: step), optimizer: optimizer)
                 met.optimizerSeconds += computed(t1)
             }
           } catch let e as NonFiniteError {
@@ -220,6 +222,68 @@ public final class PipelineStage {
         met.timing = time.timing
         met.stepWallSeconds = Clock.wall() - stepStart
         return met
+    }
+
+    /// Makes each manifold tensor's gradient complete and identical on every stage holding
+    /// it (SPEC §2, ways 1 and 2): an adaptive U's per-stage parts are summed at rank 0 in
+    /// rank order and sent back to all; a projector's two parts (the sender and the receiver
+    /// of its boundary) are swapped and added. These messages cross the emulated link like
+    /// boundary traffic and are counted as sync bytes. Each carries a hash of the sender's
+    /// copy, so copies that drifted apart stop the run at once.
+    private func syncManifoldGradients(_ step: Int, _ met: inout StageStepMetrics) throws {
+        guard let tr = model.manifoldTraining, (step + 1) % tr.every == 0, comm.stages > 1 else { return }
+        let me = comm.stage
+        func copyHash(_ t: ParamTensor) -> UInt64 { Basis(d: t.shape[0], k: t.shape[1], at: model.params.ptr + t.offset).hash }
+        func message(_ t: ParamTensor, _ values: UnsafePointer<Float>) -> WireBuffer {
+            let b = WireBuffer(payloadBytes: 8 + 4 * t.count)
+            b.payload.storeBytes(of: copyHash(t), as: UInt64.self)
+            (b.payload + 8).copyMemory(from: values, byteCount: 4 * t.count)
+            met.bytesSentSync += Double(b.count)
+            return b
+        }
+        func receive(_ index: Int, from peer: Int, _ t: ParamTensor) throws -> UnsafePointer<Float> {
+            let b = try timedRecv(&met, charged: true) { try comm.recvSync(index, from: peer) }
+            guard b.payloadBytes == 8 + 4 * t.count else {
+                throw LinkError("stage \(me): \(t.name) message from rank \(peer) has \(b.payloadBytes) bytes, expected \(8 + 4 * t.count)")
+            }
+            guard b.payload.loadUnaligned(as: UInt64.self) == copyHash(t) else {
+                throw LinkError("stage \(me): rank \(peer)'s copy of \(t.name) differs from this rank's; shared bases must stay bit-identical (same protomodel build and CPU arithmetic on every rank)")
+            }
+            received.append(b)  // kept alive until the sum is taken
+            return UnsafePointer((b.payload + 8).assumingMemoryBound(to: Float.self))
+        }
+        var received: [WireBuffer] = []
+        let tensors = model.manifoldTensors
+        if model.config.subspace?.adaptive != nil, let t = tensors.first {
+            let g = model.grads.ptr + t.offset
+            if me == 0 {
+                var acc = (0..<t.count).map { Double(g[$0]) }
+                for r in 1..<comm.stages {
+                    let part = try receive(0, from: r, t)
+                    for i in 0..<t.count { acc[i] += Double(part[i]) }
+                }
+                for i in 0..<t.count { g[i] = Float(acc[i]) }
+                for r in 1..<comm.stages { try comm.sendSync(1, to: r, message(t, g)) }
+            } else {
+                try comm.sendSync(0, to: 0, message(t, g))
+                let sum = try receive(1, from: 0, t)
+                g.update(from: sum, count: t.count)
+            }
+            return
+        }
+        // Projectors: the boundary before this stage (peer me − 1) and after it (peer me + 1).
+        let lo = model.stage.layers.lowerBound, hi = model.stage.layers.upperBound
+        var peers: [(ParamTensor, Int, Int)] = []   // tensor, layer, peer
+        for t in tensors {
+            guard let l = model.config.projector?.boundaries.first(where: { ProjectorConfig.name($0) == t.name }) else { continue }
+            if l == lo - 1 { peers.append((t, l, me - 1)) } else if l == hi - 1 && !isLast { peers.append((t, l, me + 1)) }
+        }
+        for (t, l, peer) in peers { try comm.sendSync(l, to: peer, message(t, model.grads.ptr + t.offset)) }
+        for (t, l, peer) in peers {
+            let other = try receive(l, from: peer, t)
+            let g = model.grads.ptr + t.offset
+            for i in 0..<t.count { g[i] += other[i] }  // a + b = b + a exactly: both sides get the same bits
+        }
     }
 
     /// Thread CPU seconds since `t0`; the virtual clocks advance by them.

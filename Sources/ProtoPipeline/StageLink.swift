@@ -19,11 +19,17 @@ public protocol StageLink: AnyObject {
     func barrier() throws
 }
 
-/// Message kinds; the tag of a message is kind·8192 + micro-batch (stays below 32768, the
-/// smallest tag bound MPI guarantees).
-public enum MessageKind: UInt32, Sendable {
+/// Message kinds; the tag of a message is kind·4096 + (micro-batch or index) mod 4096, so
+/// every tag stays within 0...32767, the bound every MPI guarantees. Messages between two
+/// ranks with one tag arrive in the order they were sent, so the wrap-around is harmless.
+public enum MessageKind: UInt32, Sendable, CaseIterable {
     case forward = 1, backward = 2, targets = 3
-    public func tag(_ microbatch: Int) -> Int { Int(rawValue) * 8192 + microbatch % 8192 }
+    /// Partial gradients and copies of shared manifold tensors (adaptive U, projectors).
+    case sync = 4
+    /// A stage's parameters gathered to rank 0 at the end of a run.
+    case parameters = 5
+    public static let stride = 4096
+    public func tag(_ index: Int) -> Int { Int(rawValue) * Self.stride + index % Self.stride }
 }
 
 /// The paired calls a stage makes on its link. Each names the call it pairs with on the
@@ -64,6 +70,15 @@ public struct StageComm {
     /// Last stage only; pairs with `sendTargets` on the first stage.
     public func recvTargets(_ m: Int) throws -> WireBuffer {
         try checked(link.recv(from: 0, tag: MessageKind.targets.tag(m)), .targets, m, from: 0)
+    }
+
+    /// A shared-state message to `peer` (adaptive U, projectors); pairs with `recvSync` there.
+    public func sendSync(_ index: Int, to peer: Int, _ b: WireBuffer) throws {
+        stamp(b, .sync, index); try link.send(b, to: peer, tag: MessageKind.sync.tag(index))
+    }
+    /// Pairs with `sendSync(index, to: this stage)` on `peer`.
+    public func recvSync(_ index: Int, from peer: Int) throws -> WireBuffer {
+        try checked(link.recv(from: peer, tag: MessageKind.sync.tag(index)), .sync, index, from: peer)
     }
 
     private func checked(_ b: WireBuffer, _ kind: MessageKind, _ m: Int, from: Int) throws -> WireBuffer {

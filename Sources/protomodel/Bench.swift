@@ -48,9 +48,9 @@ struct Bench: ParsableCommand {
     private func bench(_ link: MPILink) throws {
         var lists: ([CodecSpec], [LinkModel]) = ([], [])
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
-                                  check: { cfg in
+                                  check: { cfg, split in
                                       lists = try parseLists()
-                                      for c in lists.0 { var m = cfg; try c.apply(to: &m) }
+                                      for c in lists.0 { var m = cfg; try c.apply(to: &m, split: split) }
                                   }, fingerprint: [codecs, links])
         let (choices, linkModels) = lists
         let rank = link.rank, size = link.size, tc = session.tc

@@ -78,7 +78,7 @@ struct Converge: ParsableCommand {
             layers = try StageSpec.evenSplit(nLayer: cfg.nLayer, stages: stages)
         }
         let specs = try specs()
-        for s in specs { var c = cfg; try s.apply(to: &c); try c.validate() }
+        for s in specs { var c = cfg; try s.apply(to: &c, split: layers) }
 
         // Data: the same training order for every variant, a fixed validation slice.
         let trainShards = try Shard.list(in: dir, split: "train")
@@ -103,7 +103,7 @@ struct Converge: ParsableCommand {
         var results: [ConvergenceResult] = []
         for (i, spec) in specs.enumerated() {
             var vcfg = cfg
-            try spec.apply(to: &vcfg)
+            try spec.apply(to: &vcfg, split: layers)
             let label = spec.label(dModel: cfg.dModel)
             let fp = String(format: "%010.0f", Session.fingerprint([String(describing: vcfg), String(describing: tc), "\(layers)",
                                                                     schedule.rawValue, spec.description, dataID, valSlice.rawValue,

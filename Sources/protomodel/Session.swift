@@ -29,7 +29,7 @@ final class Session {
     /// Every rank runs this. `check` validates what depends on the model shape (codecs,
     /// links) identically on every rank; `fingerprint` lists settings every rank must share.
     init(link: MPILink, model: ModelOptions, options: TrainOptions, pipeline: PipelineOptions, threading: ThreadOptions,
-         check: (ModelConfig) throws -> Void, fingerprint: [String]) throws {
+         check: (ModelConfig, [Int]) throws -> Void, fingerprint: [String]) throws {
         self.link = link
         let rank = link.rank, size = link.size
         func agreed<T>(_ body: () throws -> T) throws -> T { try agreedCheck(rank: rank, body) }
@@ -49,8 +49,9 @@ final class Session {
         guard hello[0] == 1 else { throw StartupFailure(message: nil) }
         cfg.vocabSize = Int(hello[1])
         try agreed { try cfg.validate() }
-        try agreed { try check(cfg) }
-        split = try agreed { try pipeline.layerSplit(nLayer: cfg.nLayer, stages: size) }
+        let split = try agreed { try pipeline.layerSplit(nLayer: cfg.nLayer, stages: size) }
+        self.split = split
+        try agreed { try check(cfg, split) }
         base = cfg
         data = loaded
 
@@ -89,7 +90,7 @@ final class Session {
     /// A fresh model (from the seed) with `choice` on the wire, following `links`.
     func makeTrainer(choice: CodecSpec, links: [LinkModel], schedule: ScheduleKind) throws -> (DistributedTrainer, ModelConfig) {
         var cfg = base
-        try choice.apply(to: &cfg)
+        try choice.apply(to: &cfg, split: split)
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
         let sched = PipelineSchedule(kind: schedule, stages: size, microbatches: tc.microbatches)
         try link.barrier()  // a shared epoch for the sleep clock

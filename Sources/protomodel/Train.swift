@@ -26,8 +26,8 @@ struct Train: ParsableCommand {
     private func train(_ link: MPILink) throws {
         let choice = try agreedCheck(rank: link.rank) { try codec.choice() }
         let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
-                                  check: { cfg in
-                                      var c = cfg; try choice.apply(to: &c); _ = try LinkModel.parse(codec.link)
+                                  check: { cfg, split in
+                                      var c = cfg; try choice.apply(to: &c, split: split); _ = try LinkModel.parse(codec.link)
                                       try checkpoint.validate(ranks: link.size)
                                   },
                                   fingerprint: ["\(choice)", codec.link, "\(checkpoint.enabled)", "\(checkpoint.checkpointEvery)", "\(checkpoint.resume)"])

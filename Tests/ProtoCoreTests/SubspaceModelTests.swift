@@ -51,6 +51,18 @@ final class SubspaceModelTests: XCTestCase {
         }
     }
 
+    func testTrainedBasesGradientsMatchFiniteDifferences() throws {
+        // dU summed over every use of U (constrained writes and the embedding), and dA of
+        // each projector (both halves), against central differences of the loss.
+        var cfg = try subspaceConfig(.reparam)
+        cfg.subspace!.adaptive = ManifoldTraining()
+        checkWholeModelGradients(cfg, seed: 8, label: "adaptive ")
+        var pc = try ModelConfig.preset("tiny")
+        pc.initStd = 0.2; pc.nLayer = 3
+        pc.projector = ProjectorConfig(rank: 4, boundaries: [0, 1])
+        checkWholeModelGradients(pc, seed: 9, label: "projector ")
+    }
+
     func testTrainingKeepsWeightsInTheSubspace() throws {
         for mode in SubspaceMode.allCases {
             var cfg = try subspaceConfig(mode)

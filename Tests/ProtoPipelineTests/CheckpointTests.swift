@@ -30,12 +30,15 @@ final class CheckpointTests: XCTestCase {
     }
 
     func testResumeEqualsUninterrupted() throws {
-        for sub in [false, true] {
+        // Dense, projected subspace, adaptive U and learned projectors: a trained basis is a
+        // parameter (its Grassmann-Adam moments in the optimizer's m and v), so it resumes too.
+        for word in ["dense", "subspace:4:projected", "subspace:4:adaptive", "projector:4"] {
             var (cfg, tc) = pipelineConfig()
-            if sub { cfg.subspace = SubspaceConfig(rank: 4, mode: .projected) }
+            let spec = try CodecSpec.parse(word)
+            try spec.apply(to: &cfg, split: [1, 2, 1])
+            let sub = word
             let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 6, seed: 4)
-            let make = { try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { m -> WireCodec in
-                sub ? SubspaceCodec(subspace: m.subspace!) : DenseCodec() } }
+            let make = { try InProcessPipeline(config: cfg, split: [1, 2, 1], train: tc, schedule: .oneFOneB) { spec.makeCodec(model: $0) } }
             let full = try make()
             let ref = data.enumerated().map { full.step($0, $1).loss }
             let first = try make()
@@ -45,7 +48,12 @@ final class CheckpointTests: XCTestCase {
             try load(resumed, from: dir)
             for s in 3..<6 { XCTAssertEqual(resumed.step(s, data[s]).loss, ref[s], "subspace \(sub): step \(s) after resume") }
             for t in full.stages[1].model.layout.tensors {
-                XCTAssertEqual(resumed.parameter(t.name), full.parameter(t.name), "\(t.name) after resume")
+                XCTAssertEqual(resumed.parameter(t.name), full.parameter(t.name), "\(sub): \(t.name) after resume")
+            }
+            if let t = full.stages[1].model.manifoldTensors.first {
+                var seeded = [Float](repeating: 0, count: t.count)
+                Basis.seed(&seeded, d: t.shape[0], k: t.shape[1], seed: cfg.seed, name: t.name)
+                XCTAssertNotEqual(full.parameter(t.name), seeded, "\(sub): \(t.name) was trained, so the resume test covers it")
             }
         }
     }

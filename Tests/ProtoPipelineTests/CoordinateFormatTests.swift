@@ -98,7 +98,7 @@ final class CoordinateFormatTests: XCTestCase {
             XCTAssertThrowsError(try CodecSpec.parse(bad), "'\(bad)' is refused") { XCTAssert("\($0)".contains(bad)) }
         }
         var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
-        XCTAssertThrowsError(try CodecSpec.parse("subspace:16").apply(to: &cfg)) { XCTAssert("\($0)".contains("1..<16")) }
+        XCTAssertThrowsError(try CodecSpec.parse("subspace:16").apply(to: &cfg, split: [4])) { XCTAssert("\($0)".contains("1..<16")) }
     }
 }
 

@@ -14,6 +14,12 @@ struct LayerActs {
     var fch: UnsafeMutablePointer<Float>      // (N, H) MLP pre-activation
     var fca: UnsafeMutablePointer<Float>      // (N, H) relu²
     var res2: UnsafeMutablePointer<Float>     // (N, C) block output
+    var attnC: UnsafeMutablePointer<Float>?   // (N, k) coordinates of the W_O write (adaptive U)
+    var fcC: UnsafeMutablePointer<Float>?     // (N, k) coordinates of the W_2 write (adaptive U)
+    var projC: UnsafeMutablePointer<Float>?   // (N, k) (res2 − E_fixed)·A when a projector follows
+    var projOut: UnsafeMutablePointer<Float>? // (N, C) E_fixed + projC·Aᵀ, what the next block reads
+    /// The residual stream after this block (and its projector, if any).
+    var out: UnsafeMutablePointer<Float> { projOut ?? res2 }
 }
 
 /// All saved activations of a stage for one micro-batch slot.
@@ -29,11 +35,21 @@ final class StageActivations {
     let ids: UnsafeMutablePointer<Int32>             // (N)
     let targets: UnsafeMutablePointer<Int32>         // (N)
 
+    /// Extra (N, k) coordinate buffers of a block: W_O and W_2 writes under an adaptive U.
+    static func coordinateSlots(_ c: ModelConfig, layer: Int) -> Int {
+        c.subspace?.adaptive != nil && c.isConstrained(layer: layer) ? 2 : 0
+    }
+    static func hasProjector(_ c: ModelConfig, layer: Int) -> Bool { c.projector?.boundaries.contains(layer) ?? false }
+
     static func floats(_ c: ModelConfig, _ s: StageSpec, B: Int) -> Int {
         let T = c.seqLen, N = B * T, C = c.dModel, H = c.mlpHidden
+        let k = c.subspace?.rank ?? c.projector?.rank ?? 0
         let perLayer = 8 * N * C + 2 * N + B * c.nHead * T * T + 2 * N * H
+        let extra = s.layers.reduce(0) { acc, l in
+            acc + coordinateSlots(c, layer: l) * N * k + (hasProjector(c, layer: l) ? N * k + N * C : 0)
+        }
         let head = s.hasHead ? N * C + 3 * N + N * c.vocabSize : 0
-        return N * C + s.layers.count * perLayer + head
+        return N * C + s.layers.count * perLayer + extra + head
     }
 
     init(config c: ModelConfig, stage s: StageSpec, B: Int) {
@@ -41,12 +57,16 @@ final class StageActivations {
         buffer = FloatBuffer(count: Self.floats(c, s, B: B))
         var a = Arena(buffer)
         input = a.take(N * C)
-        for _ in s.layers {
-            layers.append(LayerActs(
+        let k = c.subspace?.rank ?? c.projector?.rank ?? 0
+        for l in s.layers {
+            var la = LayerActs(
                 ln1: a.take(N * C), ln1Rstd: a.take(N), qkv: a.take(3 * N * C),
                 att: a.take(B * c.nHead * T * T), atty: a.take(N * C), res1: a.take(N * C),
                 ln2: a.take(N * C), ln2Rstd: a.take(N), fch: a.take(N * H), fca: a.take(N * H),
-                res2: a.take(N * C)))
+                res2: a.take(N * C))
+            if Self.coordinateSlots(c, layer: l) > 0 { la.attnC = a.take(N * k); la.fcC = a.take(N * k) }
+            if Self.hasProjector(c, layer: l) { la.projC = a.take(N * k); la.projOut = a.take(N * C) }
+            layers.append(la)
         }
         if s.hasHead {
             lnf = a.take(N * C); lnfRstd = a.take(N); logits = a.take(N * c.vocabSize)
@@ -60,7 +80,7 @@ final class StageActivations {
     deinit { ids.deallocate(); targets.deallocate() }
 
     /// The residual stream leaving the stage (before the head, if any).
-    var output: UnsafeMutablePointer<Float> { layers.last?.res2 ?? input }
+    var output: UnsafeMutablePointer<Float> { layers.last?.out ?? input }
 }
 
 /// Backward scratch shared by all micro-batches of a stage (backward runs one at a time).

@@ -22,6 +22,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 1337
     /// Protocol Models subspace constraint (nil: the ordinary dense model).
     public var subspace: SubspaceConfig? = nil
+    /// Learned per-boundary projections (SPEC §2, way 2; nil: none). Exclusive with `subspace`.
+    public var projector: ProjectorConfig? = nil
+    /// Standard deviation of E_fixed (nil: initStd). The authors' entries draw it N(0, 1).
+    public var fixedEmbeddingStd: Float? = nil
 
     public init(vocabSize: Int, seqLen: Int, nLayer: Int, nHead: Int, dModel: Int,
                 mlpHidden: Int? = nil, seed: UInt64 = 1337) {
@@ -46,11 +50,28 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         if let s = subspace, s.rank < 1 || s.rank >= dModel {
             throw bad("rank-k", "\(s.rank) must be in 1..<d-model (\(dModel)); the subspace must be smaller than the model width")
         }
+        if let a = subspace?.adaptive {
+            if subspace?.mode != .reparam { throw bad("codec", "an adaptive U needs the reparam subspace mode (projected mode keeps a fixed U)") }
+            try a.validate()
+        }
+        if let p = projector {
+            if subspace != nil { throw bad("codec", "a model has either a shared subspace or per-boundary projectors, not both") }
+            if p.rank < 1 || p.rank >= dModel { throw bad("rank-k", "\(p.rank) must be in 1..<d-model (\(dModel))") }
+            if p.boundaries != p.boundaries.sorted() || Set(p.boundaries).count != p.boundaries.count
+                || p.boundaries.contains(where: { $0 < 0 || $0 >= nLayer - 1 }) {
+                throw bad("projector", "boundaries \(p.boundaries) must be distinct, increasing layer indices in 0..<\(nLayer - 1)")
+            }
+            try p.training?.validate()
+        }
+        if let e = fixedEmbeddingStd, !(e > 0 && e.isFinite) { throw bad("efixed-std", "\(e) must be a positive number") }
     }
 
     /// Whether block `layer`'s W_O and W_2 are kept in span(U): every block but the last,
     /// whose output never crosses a stage boundary (the last stage always holds it).
     public func isConstrained(layer: Int) -> Bool { subspace != nil && layer < nLayer - 1 }
+
+    /// Whether the model adds E_fixed[ids] to its embedding (subspace and projector models).
+    public var hasFixedEmbedding: Bool { subspace != nil || projector != nil }
 
     /// Named presets: `tiny` for tests, `small` (default) trains in minutes on 2 cores and
     /// has 8 layers so `mpirun -np 8` gives one block per stage, `engine` is the engine
@@ -69,6 +90,27 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Parameter count of the whole model.
     public var parameterCount: Int { ParamLayout(config: self, stage: .whole(self)).count }
+}
+
+/// Learned per-boundary projections: after each boundary layer l the residual stream becomes
+/// E_fixed[ids] + (X − E_fixed[ids])·A_l·A_lᵀ, with A_l (d×k) orthonormal and trained on the
+/// Grassmann manifold (fixed at its seed when `training` is nil). Writes are dense.
+public struct ProjectorConfig: Codable, Equatable, Sendable {
+    public var rank: Int
+    /// Layers after which a projection sits (the pipeline's stage boundaries).
+    public var boundaries: [Int]
+    public var training: ManifoldTraining?
+    public init(rank: Int, boundaries: [Int], training: ManifoldTraining? = ManifoldTraining()) {
+        self.rank = rank; self.boundaries = boundaries; self.training = training
+    }
+    public static func name(_ layer: Int) -> String { "proj\(layer).A" }
+}
+
+extension ManifoldTraining {
+    func validate() throws {
+        if every < 1 { throw ConfigError.invalid(field: "every", reason: "\(every) must be at least 1") }
+        if !(lrScale > 0 && lrScale.isFinite) { throw ConfigError.invalid(field: "ulr", reason: "\(lrScale) must be a positive number") }
+    }
 }
 
 public enum ConfigError: Error, CustomStringConvertible, Equatable {

@@ -10,13 +10,19 @@ public struct ParamTensor: Sendable {
     /// Writes into the residual stream under the subspace constraint: shape (in, k) in
     /// reparam mode, (in, d) kept in span(U) in projected mode.
     public let subspace: Bool
+    /// An orthonormal basis (d, k) trained on the Grassmann manifold (adaptive U, projectors):
+    /// not in AdamW, not in the clipped gradient norm; its gradient may be split over stages.
+    public let manifold: Bool
     public var count: Int { shape.reduce(1, *) }
 }
 
-/// The ordered list of a stage's tensors. The order is the checkpoint and fixture order.
+/// The ordered list of a stage's tensors. The order is the checkpoint and fixture order;
+/// manifold tensors come last, so AdamW and the gradient norm cover one prefix.
 public struct ParamLayout: Sendable {
     public private(set) var tensors: [ParamTensor] = []
     public private(set) var count = 0
+    /// Values before the first manifold tensor (all of them when there is none).
+    public private(set) var euclideanCount = 0
 
     public init(config c: ModelConfig, stage: StageSpec) {
         let C = c.dModel, H = c.mlpHidden, V = c.vocabSize
@@ -24,6 +30,7 @@ public struct ParamLayout: Sendable {
         // Output width of a constrained tensor: k coordinates (reparam) or d (projected).
         let out = c.subspace.map { $0.mode == .reparam ? $0.rank : C } ?? C
         if stage.hasEmbedding { add("wte", [V, out], decay: true, std: c.initStd, subspace: c.subspace != nil) }
+        // (projector models: wte is E_S, dense; E_fixed is added to it)
         for l in stage.layers {
             let sub = c.isConstrained(layer: l)
             add("h\(l).ln1", [C], decay: false, std: 0)
@@ -37,10 +44,18 @@ public struct ParamLayout: Sendable {
             add("lnf", [C], decay: false, std: 0)
             add("lm_head", [C, V], decay: true, std: c.initStd)
         }
+        euclideanCount = count
+        if let s = c.subspace, s.adaptive != nil { add(Subspace.basisName, [C, s.rank], decay: false, std: 1, manifold: true) }
+        if let p = c.projector {
+            // A stage holds the projector after each of its layers and the one its input crossed.
+            for l in p.boundaries where stage.layers.contains(l) || l == stage.layers.lowerBound - 1 {
+                add(ProjectorConfig.name(l), [C, p.rank], decay: false, std: 1, manifold: true)
+            }
+        }
     }
 
-    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float, subspace: Bool = false) {
-        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std, subspace: subspace)
+    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float, subspace: Bool = false, manifold: Bool = false) {
+        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std, subspace: subspace, manifold: manifold)
         tensors.append(t)
         count += t.count
     }

@@ -53,10 +53,18 @@ public final class StageModel {
     let slots: [StageActivations]
     let scratch: StageScratch
     let rope: RoPETable
-    /// The shared subspace (subspace models only) and an (N, k) work buffer for it.
+    /// The shared subspace (subspace models only); with an adaptive U its basis is the
+    /// "subspace.U" parameter, so the model and the wire always use the current U.
     public let subspace: Subspace?
+    /// E_fixed (subspace and projector models).
+    public let fixed: FixedEmbedding?
+    /// Per-boundary projectors this stage holds (projector models), by the layer they follow;
+    /// each basis is a parameter slot.
+    public let projectors: [Int: Basis]
+    /// An (N, k) work buffer.
     let kbuf: FloatBuffer
     private var reparam: Bool { config.subspace?.mode == .reparam }
+    private var adaptive: Bool { config.subspace?.adaptive != nil }
 
     public var tokensPerMicrobatch: Int { batchSize * config.seqLen }
 
@@ -73,15 +81,33 @@ public final class StageModel {
         self.slots = (0..<max(1, slots)).map { _ in StageActivations(config: config, stage: stage, B: batchSize) }
         scratch = StageScratch(config: config, stage: stage, B: batchSize)
         rope = RoPETable(T: config.seqLen, headSize: config.headSize, base: config.ropeBase)
-        subspace = config.subspace.map { _ in Subspace(config: config) }
-        kbuf = FloatBuffer(count: batchSize * config.seqLen * (config.subspace?.rank ?? 0))
+        let fixed = config.hasFixedEmbedding ? FixedEmbedding(config: config) : nil
+        self.fixed = fixed
+        if let s = config.subspace, let fixed {
+            let d = config.dModel
+            let basis = s.adaptive != nil ? Basis(d: d, k: s.rank, at: params.ptr + layout.tensor(Subspace.basisName)!.offset)
+                                          : Basis(d: d, k: s.rank, seed: config.seed, name: Subspace.basisName)
+            subspace = Subspace(basis: basis, fixed: fixed)
+        } else {
+            subspace = nil
+        }
+        var pj: [Int: Basis] = [:]
+        if let p = config.projector {
+            for l in p.boundaries {
+                if let t = layout.tensor(ProjectorConfig.name(l)) { pj[l] = Basis(d: config.dModel, k: p.rank, at: params.ptr + t.offset) }
+            }
+        }
+        projectors = pj
+        kbuf = FloatBuffer(count: batchSize * config.seqLen * (config.subspace?.rank ?? config.projector?.rank ?? 0))
         initWeights()
     }
 
     public func initWeights() {
         for t in layout.tensors {
             let dst = params.ptr + t.offset
-            if t.initStd == 0 {
+            if t.manifold {
+                Basis.seed(dst, d: t.shape[0], k: t.shape[1], seed: config.seed, name: t.name)
+            } else if t.initStd == 0 {
                 dst.initialize(repeating: 1, count: t.count)
             } else {
                 var rng = SplitMix64(seed: SplitMix64.derive(config.seed, t.name))
@@ -118,6 +144,25 @@ public final class StageModel {
             let n = min(scratchRows, rows - r)
             sub.project(w + r * sub.d, rows: n, scratch: kbuf.ptr)
             r += n
+        }
+    }
+
+    /// How the manifold tensors (adaptive U, projectors) train; nil when they stay fixed.
+    public var manifoldTraining: ManifoldTraining? { config.subspace?.adaptive ?? config.projector?.training }
+
+    /// The manifold tensors this stage holds.
+    public var manifoldTensors: [ParamTensor] { layout.tensors.filter(\.manifold) }
+
+    /// Steps every manifold tensor with its gradient, which must be complete by now (the
+    /// pipeline adds the other stages' parts first), on the steps its cadence says; the
+    /// moments live in the optimizer's m and v, so checkpoints keep them.
+    public func updateManifolds(step: Int, lr: Float, optimizer: AdamW) {
+        guard let tr = manifoldTraining, (step + 1) % tr.every == 0 else { return }
+        for t in manifoldTensors {
+            let o = t.offset
+            GrassmannAdam.step(params.ptr + o, grad: grads.ptr + o, m: optimizer.m.ptr + o, v: optimizer.v.ptr + o,
+                               d: t.shape[0], k: t.shape[1], lr: lr * tr.lrScale, t: (step + 1) / tr.every,
+                               config: optimizer.config)
         }
     }
 
@@ -165,23 +210,21 @@ public final class StageModel {
         let N = tokensPerMicrobatch, C = config.dModel
         a.ids.update(from: ids, count: N)
         if stage.hasEmbedding {
-            if let sub = subspace {
-                // X0 = E_fixed[ids] + E_S[ids], with E_S = E'·Uᵀ (reparam) or kept in span(U).
-                if reparam {
-                    embeddingForward(kbuf.ptr, ids, p.wte!, N, sub.k)
-                    sub.expand(kbuf.ptr, rows: N, into: a.input, accumulate: false)
-                } else {
-                    embeddingForward(a.input, ids, p.wte!, N, C)
-                }
-                sub.addFixed(a.input, ids: ids, n: N)
+            if let sub = subspace, reparam {
+                // X0 = E_fixed[ids] + E'[ids]·Uᵀ.
+                embeddingForward(kbuf.ptr, ids, p.wte!, N, sub.k)
+                sub.expand(kbuf.ptr, rows: N, into: a.input, accumulate: false)
             } else {
+                // Dense, projected-mode (kept in span(U)) or projector-model (dense) E_S.
                 embeddingForward(a.input, ids, p.wte!, N, C)
             }
+            fixed?.add(a.input, ids: ids, n: N)
         }
         var x = UnsafePointer(a.input)
         for (i, lp) in p.layers.enumerated() {
             layerForward(x, a.layers[i], lp)
-            x = UnsafePointer(a.layers[i].res2)
+            if let basis = projectors[stage.layers.lowerBound + i] { projectorForward(a.layers[i], basis, a.ids) }
+            x = UnsafePointer(a.layers[i].out)
         }
         guard stage.hasHead else { return nil }
         guard let targets else { preconditionFailure("forward on the last stage needs targets") }
@@ -207,18 +250,86 @@ public final class StageModel {
             guard let dOutput else { preconditionFailure("backward on a non-last stage needs dOutput") }
             s.dres.update(from: dOutput, count: N * C)
         }
+        let lo = stage.layers.lowerBound
         for i in stride(from: p.layers.count - 1, through: 0, by: -1) {
-            let x = i == 0 ? UnsafePointer(a.input) : UnsafePointer(a.layers[i - 1].res2)
+            if let basis = projectors[lo + i] {
+                // The last block's projector gets the rest of its gradient on the next stage.
+                projectorBackward(a.layers[i], basis, grad(lo + i), a.ids, downstreamHalf: i < p.layers.count - 1 || stage.hasHead)
+            }
+            let x = i == 0 ? UnsafePointer(a.input) : UnsafePointer(a.layers[i - 1].out)
             layerBackward(x, a.layers[i], p.layers[i], g.layers[i])
+        }
+        if let basis = projectors[lo - 1], let fixed {
+            // This stage's input crossed projector lo−1: its downstream half, G_Xᵀ·C with
+            // C = (X − E_fixed)·A rebuilt from the input.
+            s.dln.update(from: a.input, count: N * C)
+            fixed.add(s.dln, ids: a.ids, n: N, sign: -1)
+            basis.coordinates(s.dln, rows: N, into: kbuf.ptr)
+            basis.accumulateOuter(s.dres, kbuf.ptr, rows: N, into: grad(lo - 1))
+        }
+        if let sub = subspace, adaptive, !stage.hasEmbedding {
+            // dU at a pipeline stage's input. Every upstream write c_w·Uᵀ needs the full
+            // gradient of the residual stream, but the wire carries only its part in span(U);
+            // the rest, D = G_X − (G_X·U)·Uᵀ, reaches every upstream write unchanged (blocks
+            // write into span(U), so their backward adds nothing along D). Its share of dU is
+            // Σ_w Dᵀ·c_w = Dᵀ·C with C = Σ_w c_w = (X − E_fixed)·U, the received coordinates:
+            // added here, the all-reduced dU equals the one-process gradient.
+            sub.coordinates(s.dres, rows: N, into: kbuf.ptr)
+            s.dln.update(from: s.dres, count: N * C)
+            sub.expand(kbuf.ptr, rows: N, into: s.dln, accumulate: false)
+            for i in 0..<(N * C) { s.dln[i] = s.dres[i] - s.dln[i] }      // D
+            s.datty.update(from: a.input, count: N * C)
+            sub.addFixed(s.datty, ids: a.ids, n: N, sign: -1)
+            sub.coordinates(s.datty, rows: N, into: kbuf.ptr)              // C
+            sub.basis.accumulateOuter(s.dln, kbuf.ptr, rows: N, into: uGrad!)
         }
         if stage.hasEmbedding {
             if let sub = subspace, reparam {
                 sub.coordinates(s.dres, rows: N, into: kbuf.ptr)
                 embeddingBackward(g.wte!, kbuf.ptr, a.ids, N, sub.k)
+                if adaptive {
+                    // X0 = E'[ids]·Uᵀ + …: dU += dX0ᵀ·E'[ids].
+                    embeddingForward(s.dln, a.ids, p.wte!, N, sub.k)
+                    sub.basis.accumulateOuter(s.dres, s.dln, rows: N, into: uGrad!)
+                }
             } else {
                 embeddingBackward(g.wte!, s.dres, a.ids, N, C)
             }
         }
+    }
+
+    /// Gradient slot of projector `layer` (a stage holds only its own).
+    private func grad(_ layer: Int) -> UnsafeMutablePointer<Float> {
+        grads.ptr + layout.tensor(ProjectorConfig.name(layer))!.offset
+    }
+    /// Gradient slot of an adaptive U.
+    private var uGrad: UnsafeMutablePointer<Float>? {
+        layout.tensor(Subspace.basisName).map { grads.ptr + $0.offset }
+    }
+
+    // X' = E_fixed + ((X − E_fixed)·A)·Aᵀ: what crosses the boundary after this block.
+    private func projectorForward(_ a: LayerActs, _ basis: Basis, _ ids: UnsafePointer<Int32>) {
+        let N = tokensPerMicrobatch, C = config.dModel
+        let out = a.projOut!
+        out.update(from: a.res2, count: N * C)
+        fixed!.add(out, ids: ids, n: N, sign: -1)
+        basis.coordinates(out, rows: N, into: a.projC!)
+        basis.expand(a.projC!, rows: N, into: out, accumulate: false)
+        fixed!.add(out, ids: ids, n: N)
+    }
+
+    // With R = X − E_fixed, C = R·A and G the gradient of X': dR = G·A·Aᵀ and
+    // dA = Rᵀ·(G·A) + Gᵀ·C. The first (upstream) half needs R, the second (downstream) half
+    // the full G: across a stage boundary each side computes its own and the pipeline adds them.
+    private func projectorBackward(_ a: LayerActs, _ basis: Basis, _ dA: UnsafeMutablePointer<Float>,
+                                   _ ids: UnsafePointer<Int32>, downstreamHalf: Bool) {
+        let N = tokensPerMicrobatch, C = config.dModel, s = scratch
+        if downstreamHalf { basis.accumulateOuter(s.dres, a.projC!, rows: N, into: dA) }
+        basis.coordinates(s.dres, rows: N, into: kbuf.ptr)          // G·A
+        s.dln.update(from: a.res2, count: N * C)
+        fixed!.add(s.dln, ids: ids, n: N, sign: -1)                 // R
+        basis.accumulateOuter(s.dln, kbuf.ptr, rows: N, into: dA)   // Rᵀ·(G·A)
+        basis.expand(kbuf.ptr, rows: N, into: s.dres, accumulate: false)
     }
 
     // X_next = H + relu²(Norm(H)·W_fc)·W_2, with H = X + Attn(Norm(X))·W_O.
@@ -230,32 +341,38 @@ public final class StageModel {
         ropeApply(a.qkv, rope, B, T, C, NH)
         attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
         a.res1.update(from: x, count: N * C)
-        residualProject(a.res1, a.atty, w.attProj, C, w.reparam)
+        residualProject(a.res1, a.atty, w.attProj, C, w.reparam, coords: a.attnC)
         rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
         linearForward(a.fch, a.ln2, w.fc, N, C, H)
         reluSquaredForward(a.fca, a.fch, N * H)
         a.res2.update(from: a.res1, count: N * C)
-        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam)
+        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, coords: a.fcC)
     }
 
-    /// res (N, C) += inp (N, IN) · W: directly, or through the subspace as inp·W'·Uᵀ.
+    /// res (N, C) += inp (N, IN) · W: directly, or through the subspace as inp·W'·Uᵀ (the
+    /// coordinates inp·W' kept in `coords` when U is trained, for its gradient).
     private func residualProject(_ res: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
-                                 _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool) {
+                                 _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool,
+                                 coords: UnsafeMutablePointer<Float>? = nil) {
         let N = tokensPerMicrobatch, C = config.dModel
         if viaSubspace, let sub = subspace {
-            linearForward(kbuf.ptr, inp, w, N, IN, sub.k)
-            sub.expand(kbuf.ptr, rows: N, into: res, accumulate: true)
+            let c = coords ?? kbuf.ptr
+            linearForward(c, inp, w, N, IN, sub.k)
+            sub.expand(c, rows: N, into: res, accumulate: true)
         } else {
             linearForward(res, inp, w, N, IN, C, accumulate: true)
         }
     }
 
-    /// Backward of `residualProject`: dinp (N, IN) = dres·Wᵀ (through U when reparam), dW += inpᵀ·dres.
+    /// Backward of `residualProject`: dinp (N, IN) = dres·Wᵀ (through U when reparam), dW += inpᵀ·dres,
+    /// and dU += dresᵀ·coords when U is trained (y = c·Uᵀ with c = inp·W').
     private func residualProjectBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                                          _ dres: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
-                                         _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool) {
+                                         _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool,
+                                         coords: UnsafePointer<Float>? = nil) {
         let N = tokensPerMicrobatch, C = config.dModel
         if viaSubspace, let sub = subspace {
+            if let coords, let ug = uGrad { sub.basis.accumulateOuter(dres, coords, rows: N, into: ug) }
             sub.coordinates(dres, rows: N, into: kbuf.ptr)
             linearBackward(dinp, dw, kbuf.ptr, inp, w, N, IN, sub.k)
         } else {
@@ -268,24 +385,25 @@ public final class StageModel {
     private func layerBackward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams, _ dw: LayerParams) {
         let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
         let N = B * T, s = scratch
-        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam)
+        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, coords: a.fcC)
         reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
         linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
         rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
-        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam)
+        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, coords: a.attnC)
         attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
         ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
         linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)
         rmsnormBackward(s.dres, dw.ln1, s.dln, x, w.ln1, a.ln1Rstd, N, C)
     }
 
-    /// Σ grad² over this stage's parameters (the global norm all-reduces these).
+    /// Σ grad² over this stage's Euclidean parameters (the global norm all-reduces these;
+    /// manifold tensors have their own optimiser and are left out).
     public func gradSumSquares() -> Double {
         var s: Double = 0
-        let gp = grads.ptr
+        let gp = grads.ptr, n = layout.euclideanCount
         var i = 0
-        while i < grads.count {
-            let hi = min(grads.count, i + 4096)
+        while i < n {
+            let hi = min(n, i + 4096)
             var part: Float = 0
             for j in i..<hi { part += gp[j] * gp[j] }
             s += Double(part); i = hi

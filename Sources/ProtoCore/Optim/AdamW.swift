@@ -20,14 +20,18 @@ public final class AdamW {
     /// Steps taken so far (bias correction uses t after increment).
     public var t: Int = 0
     private let decayRanges: [Range<Int>]
+    /// AdamW covers [0, euclidean); the manifold tensors after it keep their moments in m and
+    /// v too (so checkpoints hold them) but are stepped by `GrassmannAdam`.
+    private let euclidean: Int
 
     public init(layout: ParamLayout, config: AdamWConfig) {
         self.config = config
         m = FloatBuffer(count: layout.count); v = FloatBuffer(count: layout.count)
         decayRanges = layout.tensors.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }
+        euclidean = layout.euclideanCount
     }
 
-    /// One update. `gradScale` multiplies every gradient first (global-norm clipping).
+    /// One update of the Euclidean parameters. `gradScale` multiplies every gradient first (global-norm clipping).
     /// p ← p·(1 − lr·wd) on decayed tensors, then p ← p − lr·m̂/(√v̂ + eps).
     public func step(params: FloatBuffer, grads: FloatBuffer, lr: Float, gradScale: Float = 1) {
         t += 1
@@ -37,7 +41,7 @@ public final class AdamW {
         let decay = 1 - lr * config.weightDecay
         let p = params.ptr, g = grads.ptr, mp = m.ptr, vp = v.ptr
         for r in decayRanges { for i in r { p[i] *= decay } }
-        Parallel.chunks(params.count, minPerChunk: 1 << 14) { lo, hi in
+        Parallel.chunks(euclidean, minPerChunk: 1 << 14) { lo, hi in
             for i in lo..<hi {
                 let gi = g[i] * gradScale
                 mp[i] = b1 * mp[i] + (1 - b1) * gi

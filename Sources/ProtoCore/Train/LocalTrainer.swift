@@ -50,6 +50,7 @@ public final class LocalTrainer {
         optimizer.step(params: model.params, grads: model.grads, lr: lr,
                        gradScale: AdamW.clipScale(globalNorm: norm, maxNorm: train.gradClip))
         model.enforceConstraint()
+        model.updateManifolds(step: step, lr: lr, optimizer: optimizer)
         return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm, lr: lr)
     }
 
