@@ -12,6 +12,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // SHA-256 for checkpoint and model-file checksums and data identities.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, libopenmpi-dev).
@@ -20,7 +22,7 @@ let package = Package(
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
         // Tensors, kernels, model, optimizer. No MPI in here.
-        .target(name: "ProtoCore", dependencies: ["CBLAS"], swiftSettings: fast),
+        .target(name: "ProtoCore", dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: fast),
         // Corpus, tokenizer, token shards, data loader.
         .target(name: "ProtoData", dependencies: ["ProtoCore"], swiftSettings: fast),
         // Schedules, the stage interpreter, wire codecs, links (in-memory), link emulator.

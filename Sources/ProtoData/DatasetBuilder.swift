@@ -20,10 +20,11 @@ public enum DatasetBuilder {
     /// An existing `out` is replaced only after everything was written successfully.
     public static func build(input: String, out: String, vocabSize: Int, valEvery: Int, shardTokens: Int,
                              progress: ((Int, Int) -> Void)? = nil) throws -> DatasetStats {
+        try checkOutput(out, input: input)
         let text = try Corpus.read(input)
         let (train, val) = Corpus.split(text, valEvery: valEvery)
         guard !val.isEmpty, !train.isEmpty else {
-            throw DataError.tooSmall(path: input, problem: "\(text.count) bytes in \(text.split(separator: 0x0A).count) lines leave one split empty with --val-every \(valEvery) (validation takes 100-line blocks); use a larger corpus or a smaller --val-every")
+            throw DataError.tooSmall(path: input, problem: "\(text.count) byte(s) cannot be split into a training and a validation part; give a corpus of at least \(valEvery) words")
         }
         let t0 = Date()
         let tok = try Tokenizer.train(train, vocabSize: vocabSize, progress: progress)
@@ -48,6 +49,8 @@ public enum DatasetBuilder {
                                        "train_tokens": trainTok.count, "val_tokens": valTok.count, "val_every": valEvery]
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys, .prettyPrinted]),
                                  to: staging.appendingPathComponent("meta.json"))
+            // Replace an earlier output only after everything is written (checked above: it
+            // holds nothing but what prepare writes).
             if FileManager.default.fileExists(atPath: outURL.path) { try FileManager.default.removeItem(at: outURL) }
             try FileManager.default.moveItem(at: staging, to: outURL)
         } catch {
@@ -56,5 +59,54 @@ public enum DatasetBuilder {
         }
         return DatasetStats(corpusBytes: text.count, trainBytes: train.count, valBytes: val.count, vocabSize: tok.vocabSize,
                             trainTokens: trainTok.count, valTokens: valTok.count, tokenizerSeconds: tokSecs, encodeSeconds: encSecs)
+    }
+
+    /// Files `prepare` writes into its output folder.
+    static func isPreparedFile(_ name: String) -> Bool {
+        if name == "tokenizer.json" || name == "meta.json" { return true }
+        for p in ["train_", "val_"] where name.hasPrefix(p) && name.hasSuffix(".bin") {
+            return name.dropFirst(p.count).dropLast(4).allSatisfy(\.isNumber)
+        }
+        return false
+    }
+
+    /// `out` must be new, or a folder an earlier `prepare` wrote (meta.json and nothing but
+    /// the tokenizer and shards): prepare never deletes what it did not create.
+    static func checkOutput(_ out: String, input: String) throws {
+        let fm = FileManager.default
+        let outPath = URL(fileURLWithPath: out).standardizedFileURL.path
+        let inPath = URL(fileURLWithPath: input).standardizedFileURL.path
+        if inPath == outPath || inPath.hasPrefix(outPath.hasSuffix("/") ? outPath : outPath + "/") {
+            throw DataError.io(path: out, problem: "the output folder would contain the input \(input); choose another --out (e.g. data/NAME)")
+        }
+        var isDir: ObjCBool = false
+        guard fm.fileExists(atPath: out, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else {
+            throw DataError.io(path: out, problem: "exists and is a file, not a folder; choose another --out")
+        }
+        let names = (try? fm.contentsOfDirectory(atPath: out)) ?? []
+        if names.isEmpty { return }
+        let foreign = names.filter { !isPreparedFile($0) }
+        guard foreign.isEmpty, names.contains("meta.json") else {
+            let example = (foreign.first ?? names.first).map { " (e.g. \($0))" } ?? ""
+            throw DataError.io(path: out, problem: "exists and holds files `protomodel prepare` did not write\(example); it is left untouched — choose another --out or empty it yourself")
+        }
+    }
+}
+
+/// Where training data comes from and what to do when it is not there.
+public enum PreparedData {
+    /// The folder `protomodel prepare` writes by default (from scripts/setup.sh's data/kjv.txt).
+    public static let defaultFolder = "data/kjv"
+
+    /// Throws, naming the one command that makes the data, when `dir` holds no prepared data.
+    public static func check(_ dir: String) throws {
+        let tok = (dir as NSString).appendingPathComponent("tokenizer.json")
+        guard !FileManager.default.fileExists(atPath: tok) else { return }
+        let isDefault = URL(fileURLWithPath: dir).standardizedFileURL.path == URL(fileURLWithPath: defaultFolder).standardizedFileURL.path
+        let fix = isDefault
+            ? "make the default data with `scripts/setup.sh && protomodel prepare` (run from the checkout; setup writes data/kjv.txt)"
+            : "make it with `protomodel prepare --input YOUR_TEXT --out \(dir)`"
+        throw DataError.missing(path: dir, fix: "no prepared data (tokenizer.json and shards); " + fix)
     }
 }

@@ -15,6 +15,14 @@ public struct CheckpointFile: Codable, Equatable, Sendable {
     public init(name: String, bytes: Int, checksum: String) { self.name = name; self.bytes = bytes; self.checksum = checksum }
 }
 
+/// The training data a run reads: shard files (name and size) and the tokenizer's content
+/// hash. Resuming on other data would silently change what the run means.
+public struct DataIdentity: Codable, Equatable, Sendable {
+    public var shards: [String]       // "train_000.bin:2733572", in reading order
+    public var tokenizerSHA256: String
+    public init(shards: [String], tokenizerSHA256: String) { self.shards = shards; self.tokenizerSHA256 = tokenizerSHA256 }
+}
+
 /// What a run must agree with to resume from a checkpoint.
 public struct CheckpointIdentity: Codable, Equatable, Sendable {
     public var worldSize: Int
@@ -26,10 +34,13 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
     public var microbatches: Int
     public var totalSteps: Int
     public var dataSeed: UInt64
+    /// The training data (nil in checkpoints of older protomodel versions: not compared).
+    public var data: DataIdentity?
     public init(worldSize: Int, split: [Int], model: ModelConfig, codec: String, schedule: String,
-                batchSize: Int, microbatches: Int, totalSteps: Int, dataSeed: UInt64) {
+                batchSize: Int, microbatches: Int, totalSteps: Int, dataSeed: UInt64, data: DataIdentity? = nil) {
         self.worldSize = worldSize; self.split = split; self.model = model; self.codec = codec; self.schedule = schedule
         self.batchSize = batchSize; self.microbatches = microbatches; self.totalSteps = totalSteps; self.dataSeed = dataSeed
+        self.data = data
     }
 
     /// Human-readable differences between a checkpoint (self) and the current run.
@@ -49,6 +60,14 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
         cmp("micro-batches", microbatches, run.microbatches, "pass --microbatches \(microbatches)")
         cmp("total steps", totalSteps, run.totalSteps, "pass --steps \(totalSteps); the learning-rate schedule depends on it")
         cmp("data seed", dataSeed, run.dataSeed, "pass --data-seed \(dataSeed)")
+        if let a = data, let b = run.data {
+            if a.tokenizerSHA256 != b.tokenizerSHA256 {
+                d.append("tokenizer: checkpoint was trained with tokenizer sha256 \(a.tokenizerSHA256.prefix(12))…, this run's is \(b.tokenizerSHA256.prefix(12))… (use the --data folder it was trained on, or pass --resume-new-data to continue on this data on purpose)")
+            }
+            if a.shards != b.shards {
+                d.append("training data: checkpoint read \(a.shards.joined(separator: ", ")), this run reads \(b.shards.joined(separator: ", ")) (use the --data folder it was trained on, or pass --resume-new-data to continue on this data on purpose)")
+            }
+        }
         return d
     }
 }

@@ -59,7 +59,7 @@ public final class PipelineStage {
     public let time: EmulatedTime
     /// Skip the update of a step whose loss or gradients are not finite (instead of stopping).
     public var skipNonFinite = false
-    /// Test hook: poison this stage's gradients at this step (checks the non-finite handling).
+    /// Test hook: poison this stage's gradients at this step (1-based, as the console counts).
     public var injectNaNAtStep: Int?
     public var stageIndex: Int { comm.stage }
     public var isFirst: Bool { comm.stage == 0 }
@@ -154,7 +154,7 @@ public final class PipelineStage {
                 }
                 met.forwardSeconds += computed(t0)
                 if let loss {
-                    guard loss.isFinite || (skipNonFinite && step >= 0) else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step, microbatch: m) }
+                    guard loss.isFinite || (skipNonFinite && step >= 0) else { throw NonFiniteError(what: "loss", stage: stageIndex, step: step + 1, microbatch: m) }
                     met.lossSum += Double(loss)
                 }
                 if step < 0 && isLast { releaseSlot(m) }  // evaluation keeps nothing for backward
@@ -184,7 +184,7 @@ public final class PipelineStage {
             case .optimizerStep:
                 let t0 = Clock.threadCPU()
                 model.projectGradients()
-                if injectNaNAtStep == step { model.grads.ptr[0] = .nan }
+                if injectNaNAtStep == step + 1 { model.grads.ptr[0] = .nan }
                 let local = model.gradSumSquares()
                 met.optimizerSeconds += computed(t0)
                 try syncManifoldGradients(step, &met)
@@ -197,7 +197,7 @@ public final class PipelineStage {
                     // Every rank sees the same global norm, so all skip or all stop together.
                     guard skipNonFinite else {
                         let culprit = local.isFinite ? "another stage's" : "this stage's"
-                        throw NonFiniteError(what: "gradient norm (\(culprit) gradients)", stage: stageIndex, step: step, microbatch: nil)
+                        throw NonFiniteError(what: "gradient norm (\(culprit) gradients)", stage: stageIndex, step: step + 1, microbatch: nil)
                     }
                     met.skipped = true
                     continue
@@ -320,6 +320,7 @@ public final class PipelineStage {
 public struct NonFiniteError: Error, CustomStringConvertible {
     public var what: String
     public var stage: Int
+    /// The step's number as the console and the log count it (1 = the first step).
     public var step: Int
     public var microbatch: Int?
     public init(what: String, stage: Int, step: Int, microbatch: Int?) {
@@ -327,6 +328,6 @@ public struct NonFiniteError: Error, CustomStringConvertible {
     }
     public var description: String {
         "non-finite \(what) on stage \(stage) at step \(step)" + (microbatch.map { ", micro-batch \($0)" } ?? "")
-            + " — weights were not updated; lower --lr, keep --grad-clip on, resume from the last checkpoint, or pass --skip-nonfinite to skip such steps"
+            + " — this step's update was not applied (checkpoints up to step \(step - 1) hold no damage); lower --lr, keep --grad-clip on, resume from the last checkpoint, or pass --skip-nonfinite to skip such steps"
     }
 }

@@ -90,7 +90,7 @@ struct Bench: ParsableCommand {
                     print(String(format: "  step %4d/%d | loss %.4f | wall %.0f ms | emulated: %@", step + 1, tc.steps, r.loss, r.stepSeconds * 1000, emu)
                           + (val.map { String(format: " | val %.4f", $0) } ?? ""))
                 }
-                var rec: [String: Any] = ["type": "step", "codec": label, "step": step, "loss": r.loss, "step_time_s": r.stepSeconds,
+                var rec: [String: Any] = ["type": "step", "codec": label, "step": step + 1, "loss": r.loss, "step_time_s": r.stepSeconds,
                                           "bytes_fwd": r.bytesForward, "bytes_bwd": r.bytesBackward,
                                           "emulated": r.emulated.map(emulatedRecord)]
                 if let val { rec["val_loss"] = val }

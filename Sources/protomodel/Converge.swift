@@ -63,6 +63,7 @@ struct Converge: ParsableCommand {
         let tc = try options.trainConfig(steps: 600, batchSize: 4, microbatches: 8)
         var cfg = try model.config()
         let dir = URL(fileURLWithPath: options.data)
+        try PreparedData.check(options.data)
         let tokenizer = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
         cfg.vocabSize = tokenizer.vocabSize
         try cfg.validate()

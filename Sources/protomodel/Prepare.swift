@@ -11,7 +11,7 @@ struct Prepare: ParsableCommand {
     @Option(help: "Text file or folder of text files.") var input: String = "data/kjv.txt"
     @Option(help: "Output folder for tokenizer.json and the shards.") var out: String = "data/kjv"
     @Option(name: .customLong("vocab-size"), help: "Tokenizer vocabulary (256 bytes + merges).") var vocabSize: Int = 1024
-    @Option(name: .customLong("val-every"), help: "Of every N blocks of 100 lines, the last goes to validation.") var valEvery: Int = 20
+    @Option(name: .customLong("val-every"), help: "Of every N blocks (100 lines; equal chunks of bytes when the corpus has fewer than 200·N lines), the last goes to validation.") var valEvery: Int = 20
     @Option(name: .customLong("shard-tokens"), help: "Maximum tokens per shard file.") var shardTokens: Int = 50_000_000
 
     mutating func validate() throws {

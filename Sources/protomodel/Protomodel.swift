@@ -7,7 +7,8 @@ struct Protomodel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protomodel",
         abstract: "Pipeline-parallel GPT training over slow links with Protocol Models compression.",
-        subcommands: [Prepare.self, Train.self, Bench.self, Converge.self, Sample.self, Schedule.self, BenchEngine.self])
+        subcommands: [Prepare.self, Train.self, Bench.self, Converge.self, Sample.self, Schedule.self, BenchEngine.self],
+        defaultSubcommand: Train.self)
 }
 
 /// This process's rank and the job's size as the launcher tells them (before MPI starts):

@@ -15,11 +15,13 @@ struct CheckpointOptions: ParsableArguments {
     var keep: Int = 3
     @Flag(help: "Resume from the newest complete checkpoint in the checkpoint folder (start fresh if there is none).")
     var resume = false
+    @Flag(name: .customLong("resume-new-data"), help: "With --resume: continue on a --data folder other than the checkpoint's (on purpose), from the start of its data order.")
+    var resumeNewData = false
     @Flag(name: .customLong("skip-nonfinite"), help: "Skip the update of a step whose loss or gradients are NaN/inf instead of stopping the run.")
     var skipNonFinite = false
-    @Option(name: .customLong("debug-fail-at"), help: ArgumentHelp("Test hook: RANK:STEP makes that rank exit abruptly at that step.", visibility: .hidden))
+    @Option(name: .customLong("debug-fail-at"), help: ArgumentHelp("Test hook: RANK:STEP makes that rank exit abruptly at step STEP (1-based, as the console counts).", visibility: .hidden))
     var debugFailAt: String?
-    @Option(name: .customLong("debug-nan-at"), help: ArgumentHelp("Test hook: RANK:STEP poisons that rank's gradients at that step.", visibility: .hidden))
+    @Option(name: .customLong("debug-nan-at"), help: ArgumentHelp("Test hook: RANK:STEP poisons that rank's gradients at step STEP (1-based).", visibility: .hidden))
     var debugNaNAt: String?
 
     /// Whether checkpoints are written or read at all.
@@ -32,13 +34,14 @@ struct CheckpointOptions: ParsableArguments {
     static func rankStep(_ text: String?, _ flag: String) throws -> (rank: Int, step: Int)? {
         guard let text else { return nil }
         let p = text.split(separator: ":").map { Int($0) }
-        guard p.count == 2, let r = p[0], let s = p[1], r >= 0, s >= 0 else { throw ValidationError("\(flag) '\(text)' must be RANK:STEP, e.g. 2:5") }
+        guard p.count == 2, let r = p[0], let s = p[1], r >= 0, s >= 1 else { throw ValidationError("\(flag) '\(text)' must be RANK:STEP with STEP ≥ 1 (as the console counts), e.g. 2:5") }
         return (r, s)
     }
 
     func validate(ranks: Int) throws {
         if checkpointEvery < 0 { throw ValidationError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
         if keep < 1 { throw ValidationError("--keep \(keep) must be at least 1 (the newest checkpoint is always kept)") }
+        if resumeNewData && !resume { throw ValidationError("--resume-new-data only applies with --resume") }
         for (text, flag) in [(debugFailAt, "--debug-fail-at"), (debugNaNAt, "--debug-nan-at")] {
             if let (r, _) = try Self.rankStep(text, flag), r >= ranks { throw ValidationError("\(flag): rank \(r) does not exist (\(ranks) ranks)") }
         }
@@ -104,7 +107,9 @@ struct Recovery {
             if let newest = Checkpoint.complete(in: root).last {
                 do {
                     let m = try Checkpoint.readManifest(newest.dir)
-                    let diff = m.identity.differences(from: identity)
+                    var mine = identity
+                    if options.resumeNewData { mine.data = m.identity.data }  // the user said so
+                    let diff = m.identity.differences(from: mine)
                     if diff.isEmpty { step = m.step } else {
                         problem = "checkpoint \(newest.dir.path) does not match this run:\n  " + diff.joined(separator: "\n  ")
                     }

@@ -12,6 +12,8 @@ struct LoadedData {
     var trainTokens: Int
     var valBatches: [Microbatch]
     var tokenizer: Tokenizer
+    /// Shards and tokenizer hash, for the checkpoint identity.
+    var identity: DataIdentity
 }
 
 final class Session {
@@ -68,6 +70,7 @@ final class Session {
     private static func loadData(options: TrainOptions, model: ModelOptions, cfg: ModelConfig, tc: TrainConfig,
                                  evalMicrobatches: Int) throws -> LoadedData {
         let dir = URL(fileURLWithPath: options.data)
+        try PreparedData.check(options.data)
         let tokenizer = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
         if let v = model.vocabSize, v != tokenizer.vocabSize {
             throw ValidationError("--vocab-size \(v) disagrees with \(options.data)/tokenizer.json (\(tokenizer.vocabSize)); drop the flag or re-run prepare")
@@ -84,7 +87,13 @@ final class Session {
         guard vb.count == evalMicrobatches else {
             throw ValidationError("validation data in \(options.data) has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(evalMicrobatches) needed; lower --eval-batches or --batch-size")
         }
-        return LoadedData(makeTrainLoader: make, trainTokens: first.tokenCount, valBatches: vb, tokenizer: tokenizer)
+        let tokBytes = try Data(contentsOf: dir.appendingPathComponent("tokenizer.json"))
+        let shardIDs = try trainShards.map { u -> String in
+            let size = (try FileManager.default.attributesOfItem(atPath: u.path)[.size] as? NSNumber)?.intValue ?? -1
+            return "\(u.lastPathComponent):\(size)"
+        }
+        return LoadedData(makeTrainLoader: make, trainTokens: first.tokenCount, valBatches: vb, tokenizer: tokenizer,
+                          identity: DataIdentity(shards: shardIDs, tokenizerSHA256: Digest.sha256(tokBytes)))
     }
 
     /// A fresh model (from the seed) with `choice` on the wire, following `links`.
@@ -113,14 +122,14 @@ final class Session {
         if let position { loader?.restore(position) }
         var lastVal: Float?
         for step in startStep..<steps {
-            if let f = failAt, f.rank == rank, f.step == step {
-                FileHandle.standardError.write(Data("protomodel: rank \(rank): --debug-fail-at: exiting abruptly at step \(step) (test hook)\n".utf8))
+            if let f = failAt, f.rank == rank, f.step == step + 1 {
+                FileHandle.standardError.write(Data("protomodel: rank \(rank): --debug-fail-at: exiting abruptly at step \(step + 1) (test hook)\n".utf8))
                 exit(9)
             }
             let batches = loader.map { l in (0..<tc.microbatches).map { _ in l.next() } }
             let report: StepReport?
             do { report = try trainer.step(step, batches: batches) } catch {
-                throw StepFailure(rank: rank, step: step, underlying: error)
+                throw StepFailure(rank: rank, step: step + 1, underlying: error)
             }
             var val: Float?
             if step == steps - 1 || (evalEvery > 0 && (step + 1) % evalEvery == 0) {
@@ -128,7 +137,7 @@ final class Session {
                 lastVal = val ?? lastVal
             }
             if let r = report {
-                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: size - 1, step: step, microbatch: nil) }
+                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: size - 1, step: step + 1, microbatch: nil) }
                 try onStep(step, r, val)
             }
             if let recovery {
@@ -171,7 +180,8 @@ struct StartupFailure: Error, CustomStringConvertible {
     var description: String { message ?? "" }
 }
 
-/// An error on one rank during a step: says which rank, which step, and what failed.
+/// An error on one rank during a step: says which rank, which step (1-based, as the console
+/// counts), and what failed.
 struct StepFailure: Error, CustomStringConvertible {
     var rank: Int
     var step: Int

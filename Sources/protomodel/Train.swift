@@ -44,9 +44,16 @@ struct Train: ParsableCommand {
         if checkpoint.enabled {
             let identity = CheckpointIdentity(worldSize: size, split: session.split, model: cfg, codec: choice.label(dModel: cfg.dModel),
                                               schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
-                                              microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed)
+                                              microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed,
+                                              data: session.data?.identity)
             let r = Recovery(session: session, options: checkpoint, root: checkpoint.directory(out: options.out), identity: identity)
-            if checkpoint.resume { (startStep, position) = try r.resume(trainer) }
+            if checkpoint.resume {
+                (startStep, position) = try r.resume(trainer)
+                if checkpoint.resumeNewData && startStep > 0 && rank == 0 {
+                    print("resume      --resume-new-data: continuing on \(options.data) from the start of its data order")
+                    position = nil
+                }
+            }
             recovery = r
             installStopHandlers()
         }
@@ -95,7 +102,7 @@ struct Train: ParsableCommand {
             let (perBoundary, denseBytes) = session.wireBaseline(cfg)
             let werr = r.wireError
             var rec: [String: Any] = [
-                "type": "step", "step": step, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
+                "type": "step", "step": step + 1, "loss": r.loss, "lr": r.lr, "grad_norm": r.gradNorm,
                 "step_time_s": r.stepSeconds, "tokens_per_s": Double(tokensPerStep) / r.stepSeconds,
                 "step_time_emulated_s": emu.stepSeconds, "tokens_per_s_emulated": Double(tokensPerStep) / max(emu.stepSeconds, 1e-12),
                 "emulated_time_s": emulatedTotal,

@@ -6,8 +6,8 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Data folder written by `protomodel prepare` (tokenizer.json, train_*.bin, val_*.bin).")
     var data: String = "data/kjv"
     @Option(help: "Optimizer steps (default 300; converge: 600).") var steps: Int?
-    @Option(name: .customLong("batch-size"), help: "Rows (sequences) per micro-batch (B; default 8; converge: 4).") var batchSize: Int?
-    @Option(help: "Micro-batches per step (M; default 1; converge: 8); tokens per step = M·B·T.") var microbatches: Int?
+    @Option(name: .customLong("batch-size"), help: "Rows (sequences) per micro-batch (B; default 4).") var batchSize: Int?
+    @Option(help: "Micro-batches per step (M; default 8, one per pipeline slot); tokens per step = M·B·T.") var microbatches: Int?
     @Option(help: "Peak learning rate.") var lr: Float = 3e-3
     @Option(name: .customLong("min-lr"), help: "Final learning rate of the cosine decay (default lr/10).") var minLR: Float?
     @Option(help: "Warm-up steps (default: 10% of steps).") var warmup: Int?
@@ -20,7 +20,7 @@ struct TrainOptions: ParsableArguments {
     @Option(help: "Folder for the trained model (model.bin) and its tokenizer.") var out: String = "runs/latest"
 
     /// The run's optimisation settings; the arguments are this command's defaults.
-    func trainConfig(steps defaultSteps: Int = 300, batchSize defaultB: Int = 8, microbatches defaultM: Int = 1) throws -> TrainConfig {
+    func trainConfig(steps defaultSteps: Int = 300, batchSize defaultB: Int = 4, microbatches defaultM: Int = 8) throws -> TrainConfig {
         var t = TrainConfig()
         t.batchSize = batchSize ?? defaultB; t.microbatches = microbatches ?? defaultM
         let steps = self.steps ?? defaultSteps

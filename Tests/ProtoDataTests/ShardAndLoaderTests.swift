@@ -136,4 +136,57 @@ final class DatasetBuilderTests: XCTestCase {
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("partial") }
         XCTAssertEqual(leftovers, [], "no staging folder left behind")
     }
+
+    /// Corpora with too few lines for 100-line blocks (one long line, a single sentence)
+    /// still split: by byte chunks that end at whitespace.
+    func testFewLinesSplitByChunks() throws {
+        let dir = try tempDir()
+        let oneLine = sampleCorpus(lines: 400).replacingOccurrences(of: "\n", with: " ")
+        let corpus = dir.appendingPathComponent("oneline.txt")
+        try Data(oneLine.utf8).write(to: corpus)
+        let st = try DatasetBuilder.build(input: corpus.path, out: dir.appendingPathComponent("d1").path, vocabSize: 300,
+                                          valEvery: 20, shardTokens: 1 << 20)
+        XCTAssertGreaterThan(st.valBytes, st.corpusBytes / 30, "about one part in 20 goes to validation")
+        XCTAssertLessThan(st.valBytes, st.corpusBytes / 12)
+        let (train, val) = Corpus.split(Array(oneLine.utf8), valEvery: 20)
+        XCTAssertEqual(train.count + val.count, oneLine.utf8.count, "nothing lost or repeated")
+        XCTAssert(val.last == 0x20 || val.last == UInt8(ascii: "."), "chunks end at whitespace, words stay whole")
+        let tiny = dir.appendingPathComponent("tiny.txt")
+        try Data("In the beginning God created\n".utf8).write(to: tiny)
+        let t = try DatasetBuilder.build(input: tiny.path, out: dir.appendingPathComponent("d2").path, vocabSize: 260,
+                                         valEvery: 2, shardTokens: 1 << 20)
+        XCTAssert(t.valBytes > 0 && t.trainBytes > 0)
+        // KJV-sized corpora keep the 100-line blocks (figures stay comparable).
+        let many = Array(sampleCorpus(lines: 4000).utf8)
+        let (tr, va) = Corpus.split(many, valEvery: 20)
+        XCTAssertEqual(va.count + tr.count, many.count)
+        XCTAssertEqual(va.filter { $0 == 0x0A }.count, 200, "the last of every 20 blocks of 100 lines")
+    }
+
+    /// prepare never deletes what it did not write: a folder with other files, the input
+    /// itself, a regular file as --out are refused and left as they were.
+    func testOutputIsCheckedBeforeAnyWork() throws {
+        let dir = try tempDir()
+        let corpus = dir.appendingPathComponent("corpus.txt")
+        try Data(sampleCorpus(lines: 500).utf8).write(to: corpus)
+        func build(_ out: String) throws { _ = try DatasetBuilder.build(input: corpus.path, out: out, vocabSize: 280, valEvery: 5, shardTokens: 1 << 20) }
+        let mine = dir.appendingPathComponent("mine")
+        try FileManager.default.createDirectory(at: mine, withIntermediateDirectories: true)
+        try Data("keep me".utf8).write(to: mine.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try build(mine.path)) { XCTAssert("\($0)".contains("did not write (e.g. notes.txt)"), "\($0)") }
+        XCTAssertEqual(try String(contentsOf: mine.appendingPathComponent("notes.txt"), encoding: .utf8), "keep me")
+        XCTAssertThrowsError(try build(dir.path)) { XCTAssert("\($0)".contains("would contain the input"), "\($0)") }
+        XCTAssertThrowsError(try build(corpus.path)) { XCTAssert("\($0)".contains("would contain the input"), "\($0)") }
+        XCTAssertEqual(try Data(contentsOf: corpus).count, sampleCorpus(lines: 500).utf8.count, "the input is untouched")
+        let file = dir.appendingPathComponent("afile")
+        try Data("x".utf8).write(to: file)
+        XCTAssertThrowsError(try build(file.path)) { XCTAssert("\($0)".contains("is a file"), "\($0)") }
+        // Its own earlier output is replaced (and an empty folder is fine).
+        let ds = dir.appendingPathComponent("ds").path
+        try build(ds); try build(ds)
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        try build(empty.path)
+        XCTAssert(FileManager.default.fileExists(atPath: empty.path + "/tokenizer.json"))
+    }
 }

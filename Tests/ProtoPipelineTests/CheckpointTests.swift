@@ -95,6 +95,15 @@ final class CheckpointTests: XCTestCase {
         XCTAssert(d.contains { $0.contains("--split 2,2") })
         XCTAssert(d.contains { $0.contains("model shape") && $0.contains("d=16") })
         XCTAssertTrue(a.differences(from: a).isEmpty)
+        // Other training data or another tokenizer: refused, naming the way to do it on purpose.
+        var c = a, e = a
+        c.data = DataIdentity(shards: ["train_000.bin:2733572"], tokenizerSHA256: String(repeating: "a", count: 64))
+        e.data = DataIdentity(shards: ["train_000.bin:322"], tokenizerSHA256: String(repeating: "b", count: 64))
+        let dd = c.differences(from: e)
+        XCTAssertEqual(dd.count, 2, "\(dd)")
+        XCTAssert(dd.allSatisfy { $0.contains("--resume-new-data") })
+        XCTAssert(dd.contains { $0.contains("train_000.bin:2733572") && $0.contains("train_000.bin:322") })
+        XCTAssertTrue(c.differences(from: a).isEmpty, "a checkpoint without a data identity (older protomodel) is not compared")
     }
 
     func testPruneKeepsNewestAndDropsIncomplete() throws {
@@ -111,16 +120,17 @@ final class CheckpointTests: XCTestCase {
         let (cfg, tc) = pipelineConfig()
         let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 3, seed: 4)
         let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB) { _ in DenseCodec() }
-        p.stages[0].injectNaNAtStep = 1
+        p.stages[0].injectNaNAtStep = 2   // the second step, as the console counts
         _ = p.step(0, data[0])
         XCTAssertThrowsError(try p.runAll { try $0.trainStep(1, batches: $0.isFirst ? data[1] : nil) }) {
             XCTAssert("\($0)".contains("non-finite gradient norm"), "\($0)")
-            XCTAssert("\($0)".contains("step 1"), "\($0)")
+            XCTAssert("\($0)".contains("at step 2"), "the error counts steps like the console: \($0)")
+            XCTAssert("\($0)".contains("checkpoints up to step 1 hold no damage"), "\($0)")
         }
         // Skipping: the poisoned step leaves every weight untouched, the next one trains.
         let q = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB) { _ in DenseCodec() }
         for s in q.stages { s.skipNonFinite = true }
-        q.stages[1].injectNaNAtStep = 1
+        q.stages[1].injectNaNAtStep = 2
         _ = q.step(0, data[0])
         let before = q.parameter("h0.qkv")!
         _ = q.step(1, data[1])

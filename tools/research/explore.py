@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 ap = argparse.ArgumentParser()
-ap.add_argument("variant", choices=["dense", "subspace", "adaptive", "proj", "pca", "resbm", "quant"])
+ap.add_argument("variant", choices=["dense", "subspace", "adaptive", "proj", "pca", "resbm", "quant", "sublift"])
 ap.add_argument("--k", type=int, default=16)
 ap.add_argument("--steps", type=int, default=600)
 ap.add_argument("--d", type=int, default=128)
@@ -30,6 +30,7 @@ ap.add_argument("--efixed-std", type=float, default=0.02)
 ap.add_argument("--no-efixed", action="store_true", help="proj: no E_fixed subtraction")
 ap.add_argument("--subnorm", action="store_true", help="gain-free RMSNorm on sublayer outputs")
 ap.add_argument("--mlp", type=int, default=None)
+ap.add_argument("--ids", action="store_true", help="resbm: add E_fixed[ids] at the receiver")
 ap.add_argument("--every", type=int, default=1, help="adaptive/proj update every N steps")
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seed", type=int, default=1337)
@@ -96,7 +97,7 @@ def par(name, shape, std):
     t = torch.randn(shape, generator=g0) * std if std > 0 else torch.ones(shape)
     P[name] = t.requires_grad_(True); return P[name]
 
-sub = a.variant in ("subspace", "adaptive", "quant")
+sub = a.variant in ("subspace", "adaptive", "quant", "sublift")
 splitemb = sub or a.variant in ("proj", "pca")
 rstd = 0.02 / math.sqrt(2 * L)
 U = orth(d, k, g0)
@@ -112,6 +113,8 @@ par("lnf", (d,), 0); par("lm_head", (d, V), 0.02)
 A = {}
 if a.variant in ("proj", "pca"):
     for l in range(L - 1): A[l] = orth(d, k, g0).requires_grad_(a.variant == "proj")
+if a.variant == "sublift":
+    for l in range(1, L): par(f"lift{l}.up", (k, d), 0.02)
 if a.variant == "resbm":
     # boundary after block l: keep first k channels + down(MLP out) -> k; receiver lifts k->d
     for l in range(L - 1):
@@ -143,13 +146,20 @@ def forward(ids, tgt, train_mode):
     elif splitemb: x = (E if not a.no_efixed else 0) + P["wte"][ids]
     else: x = P["wte"][ids]
     ebase = E if (splitemb and not a.no_efixed) else torch.zeros_like(E)
+    lift = None
     for l in range(L):
+        if a.variant == "sublift" and l > 0:
+            c = (x - E) @ U
+            lift = F.relu(c @ P[f"lift{l}.up"])
+            x = x + lift
         x, m = block(l, x, B)
         if a.variant == "resbm" and l < L - 1:
             c = x[..., :k] + m @ P[f"rb{l}.down"]
             c = Q.apply(c, a.quant)
-            x = F.pad(c, (0, d - k)) + F.relu(c @ P[f"rb{l}.up"])
+            x = F.pad(c, (0, d - k)) + F.relu(c @ P[f"rb{l}.up"]) + (E if a.ids else 0)
             continue
+        if lift is not None and l < L - 1:
+            x = x - lift  # the stage's own lift is not sent: the next stage lifts its input itself
         x = x + write(l, m, "fc_proj")
         if l == L - 1: break
         if sub and a.quant != "none":
