@@ -9,9 +9,10 @@ BIN=.build/release/protomodel
 OUT=runs/mpi-checks
 rm -rf "$OUT"; mkdir -p "$OUT"
 fail=0
-run() {  # np, name, train flags...
+run() {  # np, name, train flags...  (PM_ENV="VAR=value" passes one more variable to the ranks)
   local np=$1 name=$2; shift 2
-  timeout 600 mpirun --oversubscribe -np "$np" -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE \
+  local extra=(); [ -n "${PM_ENV:-}" ] && extra=(-x "$PM_ENV")
+  timeout 600 mpirun --oversubscribe -np "$np" -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE "${extra[@]}" \
     $BIN train --data data/kjv --eval-every 0 --eval-batches 4 --out "$OUT/$name" --log "$OUT/$name.jsonl" "$@" \
     > "$OUT/$name.out" 2>&1 || { echo "mpi-checks: $name (np=$np) exited non-zero:" >&2; cat "$OUT/$name.out" >&2; fail=1; }
 }
@@ -55,6 +56,10 @@ run 3 np3-uneven "${common[@]}" --split 4,1,3
 same_losses np1 np4-1f1b
 same_losses np1 np4-gpipe
 same_losses np1 np3-uneven
+# Boundary messages larger than the MPI message limit travel in pieces (here 4 KiB pieces of
+# 128 KiB activations; the default limit is 1 GiB, MPI counts are 32-bit): same losses.
+PM_ENV=PROTOMODEL_MAX_MESSAGE_BYTES=4096 run 4 np4-pieces "${common[@]}"
+same_losses np4-1f1b np4-pieces
 
 # Compressed pipeline = one process of the same subspace model, both ways of keeping the constraint.
 run 1 sub-np1 "${common[@]}" --codec subspace --rank-k 16
@@ -116,4 +121,5 @@ expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
 expect_error split-mismatch "give one layer count per rank" 2 --split 4,2,2 --steps 2
 expect_error split-coverage "split" 2 --split 4,3 --steps 2
 expect_error missing-data "data/nowhere" 4 --data data/nowhere --steps 2
+PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

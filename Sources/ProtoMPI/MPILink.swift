@@ -9,12 +9,29 @@ public final class MPILink: StageLink {
     /// A receive that waits longer than this fails, naming the peer and message (0 = wait forever).
     public var recvTimeout: Double
     private var pending: [(MPI_Request?, WireBuffer)] = []
+    /// Largest single MPI message in bytes; bigger boundary messages travel in pieces (MPI
+    /// counts are 32-bit). PROTOMODEL_MAX_MESSAGE_BYTES lowers it (tests use small pieces).
+    public let maxMessageBytes: Int
 
     public init(recvTimeout: Double = 0) throws {
         try MPIEnv.initialize()
         rank = MPIEnv.rank; size = MPIEnv.size
         self.recvTimeout = recvTimeout
+        maxMessageBytes = try Self.messageLimit(ProcessInfo.processInfo.environment["PROTOMODEL_MAX_MESSAGE_BYTES"])
     }
+
+    /// Default 1 GiB; the environment may set 64...2147483647.
+    public static func messageLimit(_ text: String?) throws -> Int {
+        guard let text else { return 1 << 30 }
+        guard let n = Int(text.trimmingCharacters(in: .whitespaces)), (64...Int(Int32.max)).contains(n) else {
+            throw LinkError("PROTOMODEL_MAX_MESSAGE_BYTES='\(text)': must be a whole number of bytes in 64...2147483647 (unset it for the default 1 GiB)")
+        }
+        return n
+    }
+
+    /// Bytes of the announcement that precedes a message sent in pieces: the total size as an
+    /// Int64. Every real message is at least a 16-byte header, so an 8-byte one is unambiguous.
+    static let announcementBytes = 8
 
     public func send(_ buf: WireBuffer, to dest: Int, tag: Int) throws {
         var out = buf
@@ -24,15 +41,71 @@ public final class MPILink: StageLink {
             out.raw.copyMemory(from: buf.raw, byteCount: buf.count)
             for (i, s) in buf.extraStamps.enumerated() { out.raw.storeBytes(of: s, toByteOffset: buf.count + 8 * i, as: Double.self) }
         }
+        if out.count <= maxMessageBytes {
+            try isend(out, out.raw, out.count, dest, tag)
+            return
+        }
+        // In pieces: the announcement, then ⌈count / limit⌉ pieces on the same tag (MPI keeps
+        // the order of messages between two ranks with one tag).
+        let note = WireBuffer(totalBytes: Self.announcementBytes)
+        note.raw.storeBytes(of: Int64(out.count), as: Int64.self)
+        try isend(note, note.raw, note.count, dest, tag)
+        var offset = 0
+        while offset < out.count {
+            let n = min(maxMessageBytes, out.count - offset)
+            try isend(out, out.raw + offset, n, dest, tag)
+            offset += n
+        }
+    }
+
+    private func isend(_ owner: WireBuffer, _ p: UnsafeMutableRawPointer, _ n: Int, _ dest: Int, _ tag: Int) throws {
         var req: MPI_Request? = pm_request_null()
-        try check(MPI_Isend(out.raw, Int32(out.count), pm_type_byte(), Int32(dest), Int32(tag), pm_comm_world(), &req),
-                  "MPI_Isend(\(out.count) bytes to rank \(dest), tag \(tag))")
-        pending.append((req, out))  // the buffer stays alive (pinned) until waitSends
+        try check(MPI_Isend(p, Int32(n), pm_type_byte(), Int32(dest), Int32(tag), pm_comm_world(), &req),
+                  "MPI_Isend(\(n) bytes to rank \(dest), tag \(tag))")
+        pending.append((req, owner))  // the buffer stays alive (pinned) until waitSends
     }
 
     /// Polls with MPI_Iprobe, backing off from spinning to sleeping: on an oversubscribed
     /// machine a waiting rank must leave the cores to the ranks that compute.
     public func recv(from source: Int, tag: Int) throws -> WireBuffer {
+        var count = try probe(source, tag)
+        let buf: WireBuffer
+        if count == Self.announcementBytes {
+            var total: Int64 = 0
+            try check(MPI_Recv(&total, 8, pm_type_byte(), Int32(source), Int32(tag), pm_comm_world(), nil), "MPI_Recv(announcement from rank \(source))")
+            guard total > Int64(WireBuffer.headerBytes), total <= Int64(Int.max / 2) else {
+                throw LinkError("rank \(rank): rank \(source) announced a message of \(total) bytes (tag \(tag)); ranks run different protomodel builds?")
+            }
+            buf = WireBuffer(totalBytes: Int(total))
+            var offset = 0
+            while offset < buf.count {
+                count = try probe(source, tag)
+                guard count > 0, offset + Int(count) <= buf.count else {
+                    throw LinkError("rank \(rank): piece of \(count) bytes from rank \(source) overruns its \(buf.count)-byte message (tag \(tag))")
+                }
+                try check(MPI_Recv(buf.raw + offset, count, pm_type_byte(), Int32(source), Int32(tag), pm_comm_world(), nil),
+                          "MPI_Recv(\(count) bytes from rank \(source), tag \(tag))")
+                offset += Int(count)
+            }
+        } else {
+            buf = WireBuffer(totalBytes: Int(count))
+            try check(MPI_Recv(buf.raw, count, pm_type_byte(), Int32(source), Int32(tag), pm_comm_world(), nil),
+                      "MPI_Recv(\(count) bytes from rank \(source), tag \(tag))")
+        }
+        guard buf.count >= WireBuffer.headerBytes else { return buf }
+        let extra = max(0, buf.stampCount - 1)
+        guard extra > 0 else { return buf }
+        guard buf.count >= WireBuffer.headerBytes + 8 * extra else {
+            throw LinkError("rank \(rank): message from rank \(source) (tag \(tag)) claims \(extra) extra clock stamps but has \(buf.count) bytes")
+        }
+        let body = WireBuffer(totalBytes: buf.count - 8 * extra)
+        body.raw.copyMemory(from: buf.raw, byteCount: body.count)
+        body.extraStamps = (0..<extra).map { buf.raw.loadUnaligned(fromByteOffset: body.count + 8 * $0, as: Double.self) }
+        return body
+    }
+
+    /// Waits for the next message from `source` with `tag` and returns its byte count.
+    private func probe(_ source: Int, _ tag: Int) throws -> Int32 {
         var status = MPI_Status()
         var flag: Int32 = 0
         let start = Clock.wall()
@@ -49,19 +122,8 @@ public final class MPILink: StageLink {
         }
         var count: Int32 = 0
         try check(MPI_Get_count(&status, pm_type_byte(), &count), "MPI_Get_count")
-        let buf = WireBuffer(totalBytes: Int(count))
-        try check(MPI_Recv(buf.raw, count, pm_type_byte(), Int32(source), Int32(tag), pm_comm_world(), nil),
-                  "MPI_Recv(\(count) bytes from rank \(source), tag \(tag))")
-        guard buf.count >= WireBuffer.headerBytes else { return buf }
-        let extra = max(0, buf.stampCount - 1)
-        guard extra > 0 else { return buf }
-        guard buf.count >= WireBuffer.headerBytes + 8 * extra else {
-            throw LinkError("rank \(rank): message from rank \(source) (tag \(tag)) claims \(extra) extra clock stamps but has \(buf.count) bytes")
-        }
-        let body = WireBuffer(totalBytes: buf.count - 8 * extra)
-        body.raw.copyMemory(from: buf.raw, byteCount: body.count)
-        body.extraStamps = (0..<extra).map { buf.raw.loadUnaligned(fromByteOffset: body.count + 8 * $0, as: Double.self) }
-        return body
+        guard count >= 0 else { throw LinkError("rank \(rank): message from rank \(source) (tag \(tag)) has an undefined size") }
+        return count
     }
 
     public func waitSends() throws {
@@ -98,7 +160,7 @@ public final class MPILink: StageLink {
     public func barrier() throws { try check(MPI_Barrier(pm_comm_world()), "MPI_Barrier") }
 
     private func describe(_ tag: Int) -> String {
-        let kind = MessageKind(rawValue: UInt32(tag / 8192)).map { "\($0)" } ?? "message"
-        return "the \(kind) message of micro-batch \(tag % 8192)"
+        let kind = MessageKind(rawValue: UInt32(tag / MessageKind.stride)).map { "\($0)" } ?? "message"
+        return "the \(kind) message of micro-batch \(tag % MessageKind.stride)"
     }
 }

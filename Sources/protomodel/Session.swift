@@ -203,7 +203,13 @@ func agreedCheck<T>(rank: Int, _ body: () throws -> T) throws -> T {
 func runRanks(recvTimeout: Double, _ body: (MPILink) throws -> Void) throws {
     try MPIEnv.initialize()
     defer { MPIEnv.finalize() }
-    let link = try MPILink(recvTimeout: recvTimeout)
+    let link: MPILink
+    do { link = try MPILink(recvTimeout: recvTimeout) } catch {
+        // Same environment on every rank, so every rank fails here: rank 0 reports, all leave together.
+        if MPIEnv.rank == 0 { FileHandle.standardError.write(Data("Error: \(error)\n".utf8)) }
+        MPIEnv.barrier()
+        throw ReportedFailure()
+    }
     do {
         try body(link)
     } catch let e as StartupFailure {
