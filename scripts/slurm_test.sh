@@ -56,24 +56,27 @@ else
   echo "slurm-test: bench FAILED (state $state); output:" >&2; cat "$out/slurm.out" >&2 || true; fail=1
 fi
 
-# Requeue on a signal: USR1 to the running job's ranks → checkpoint, exit 75, requeue, resume.
-out=runs/slurm-test-requeue
-rm -rf "$out"; mkdir -p "$out"
-jid=$(RUN_DIR=$out CHECKPOINT_EVERY=1000 sbatch --parsable --export=ALL --ntasks=2 --output="$out/slurm.out" \
-      jobs/train_requeue.sbatch --steps 60 --eval-every 0 --eval-batches 8)
-echo "slurm-test: requeue submitted as job $jid"
-wait_state "$jid" RUNNING 120 >/dev/null
-for _ in $(seq 1 120); do grep -q '"type":"step"' "$out/train.jsonl" 2>/dev/null && break; sleep 1; done
-scancel --signal=USR1 "$jid"
-state=$(wait_state "$jid" "COMPLETED|FAILED|CANCELLED|TIMEOUT" 600)
-restarts=$(scontrol show job "$jid" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
-resumed=$(grep -c '"type":"resume"' "$out/train.jsonl" 2>/dev/null || true)
-last=$(grep '"type":"step"' "$out/train.jsonl" | tail -1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
-if [ "$state" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && [ "${resumed:-0}" -ge 1 ] && [ "$last" = 59 ]; then
-  echo "slurm-test: requeue ok (signal → checkpoint → requeue → resumed, $restarts restart(s), finished step $((last + 1)))"
-else
-  echo "slurm-test: requeue FAILED (state $state, restarts $restarts, resumed $resumed, last step $last); output:" >&2
-  cat "$out/slurm.out" >&2 || true
-  fail=1
-fi
+# Requeue on the time-limit warning, with each launcher: USR1 to the batch script (what
+# `--signal=B:USR1@120` delivers) → forwarded to the ranks → checkpoint, exit 75, requeue, resume.
+for launcher in srun mpirun; do
+  out=runs/slurm-test-requeue-$launcher
+  rm -rf "$out"; mkdir -p "$out"
+  jid=$(LAUNCHER=$launcher RUN_DIR=$out CHECKPOINT_EVERY=1000 sbatch --parsable --export=ALL --ntasks=2 --output="$out/slurm.out" \
+        jobs/train_requeue.sbatch --steps 60 --eval-every 0 --eval-batches 8)
+  echo "slurm-test: requeue ($launcher) submitted as job $jid"
+  wait_state "$jid" RUNNING 120 >/dev/null
+  for _ in $(seq 1 120); do grep -q '"type":"step"' "$out/train.jsonl" 2>/dev/null && break; sleep 1; done
+  scancel --batch --signal=USR1 "$jid"
+  state=$(wait_state "$jid" "COMPLETED|FAILED|CANCELLED|TIMEOUT" 600)
+  restarts=$(scontrol show job "$jid" | sed -n 's/.*Restarts=\([0-9]*\).*/\1/p')
+  resumed=$(grep -c '"type":"resume"' "$out/train.jsonl" 2>/dev/null || true)
+  last=$(grep '"type":"step"' "$out/train.jsonl" | tail -1 | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+  if [ "$state" = COMPLETED ] && [ "${restarts:-0}" -ge 1 ] && [ "${resumed:-0}" -ge 1 ] && [ "$last" = 60 ]; then
+    echo "slurm-test: requeue ($launcher) ok (signal → checkpoint → requeue → resumed, $restarts restart(s), finished step $last)"
+  else
+    echo "slurm-test: requeue ($launcher) FAILED (state $state, restarts $restarts, resumed $resumed, last step $last); output:" >&2
+    cat "$out/slurm.out" >&2 || true
+    fail=1
+  fi
+done
 exit $fail
