@@ -10,6 +10,9 @@ public enum Shard {
 
     /// Writes `tokens` as a shard, atomically.
     public static func write(_ tokens: [UInt16], to url: URL) throws {
+        guard tokens.count <= Int(Int32.max) else {
+            throw DataError.io(path: url.path, problem: "\(tokens.count) tokens do not fit the llm.c header's 32-bit count; use a smaller --shard-tokens")
+        }
         var header = [Int32](repeating: 0, count: 256)
         header[0] = magic; header[1] = version; header[2] = Int32(tokens.count)
         var data = Data(capacity: headerBytes + 2 * tokens.count)

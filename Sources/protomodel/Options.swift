@@ -11,6 +11,9 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("n-head"), help: "Override the number of heads NH.") var nHead: Int?
     @Option(name: .customLong("seq-len"), help: "Override the sequence length T.") var seqLen: Int?
     @Option(name: .customLong("vocab-size"), help: "Override the vocabulary size V (normally taken from the tokenizer).") var vocabSize: Int?
+    @Option(name: .customLong("mlp-hidden"), help: "Override the MLP hidden width (default 4·d-model).") var mlpHidden: Int?
+    @Option(name: .customLong("efixed-std"), help: "Standard deviation of E_fixed in subspace and projector models (default: the init std, 0.02).")
+    var efixedStd: Float?
     @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
 
     func config() throws -> ModelConfig {
@@ -20,6 +23,8 @@ struct ModelOptions: ParsableArguments {
         if let v = nHead { c.nHead = v }
         if let v = seqLen { c.seqLen = v }
         if let v = vocabSize { c.vocabSize = v }
+        if let v = mlpHidden { c.mlpHidden = v }
+        if let v = efixedStd { c.fixedEmbeddingStd = v }
         c.seed = seed
         try c.validate()
         return c

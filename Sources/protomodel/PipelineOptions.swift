@@ -21,6 +21,10 @@ struct PipelineOptions: ParsableArguments {
     @Option(help: "Emulated clock: virtual (per-rank clocks from thread CPU time; right when ranks share cores), sleep (real delays on the wall clock; right when each rank has its own core), auto (sleep if this node has a core per rank, else virtual).")
     var clock: ClockChoice = .auto
 
+    mutating func validate() throws {
+        if !(recvTimeout >= 0 && recvTimeout.isFinite) { throw ValidationError("--recv-timeout \(recvTimeout) must be a number of seconds ≥ 0 (0 = wait forever)") }
+    }
+
     /// Layers per stage for `stages` ranks.
     func layerSplit(nLayer: Int, stages: Int) throws -> [Int] {
         guard let split else { return try StageSpec.evenSplit(nLayer: nLayer, stages: stages) }

@@ -17,7 +17,9 @@ struct Prepare: ParsableCommand {
     mutating func validate() throws {
         if !(257...65536).contains(vocabSize) { throw ValidationError("--vocab-size \(vocabSize) must be in 257...65536") }
         if valEvery < 2 { throw ValidationError("--val-every \(valEvery) must be at least 2") }
-        if shardTokens < 1024 { throw ValidationError("--shard-tokens \(shardTokens) must be at least 1024") }
+        if shardTokens < 1024 || shardTokens > Int(Int32.max) {
+            throw ValidationError("--shard-tokens \(shardTokens) must be in 1024...\(Int32.max) (the llm.c header counts tokens in 32 bits)")
+        }
     }
 
     func run() throws {

@@ -16,7 +16,8 @@ struct Sample: ParsableCommand {
 
     mutating func validate() throws {
         if tokens < 1 { throw ValidationError("--tokens must be at least 1") }
-        if temperature < 0 { throw ValidationError("--temperature must be ≥ 0") }
+        if !(temperature >= 0 && temperature.isFinite) { throw ValidationError("--temperature \(temperature) must be a number ≥ 0") }
+        if tokens > 1 << 20 { throw ValidationError("--tokens \(tokens) must be at most \(1 << 20)") }
         if topK < 0 { throw ValidationError("--top-k must be ≥ 0") }
     }
 

@@ -39,27 +39,29 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Checks every field; the error names the field and what would be valid.
     public func validate() throws {
         func bad(_ field: String, _ why: String) -> ConfigError { .invalid(field: field, reason: why) }
+        // Upper bounds keep every size product far from Int overflow and every matrix
+        // dimension within the 32-bit sizes BLAS takes.
         if vocabSize < 2 || vocabSize > 65536 { throw bad("vocab-size", "\(vocabSize) must be in 2...65536 (tokens are stored as uint16)") }
-        if seqLen < 1 { throw bad("seq-len", "\(seqLen) must be at least 1") }
-        if nLayer < 1 { throw bad("n-layer", "\(nLayer) must be at least 1") }
-        if nHead < 1 { throw bad("n-head", "\(nHead) must be at least 1") }
-        if dModel < 2 || dModel % nHead != 0 { throw bad("d-model", "\(dModel) must be a positive multiple of n-head (\(nHead))") }
+        if seqLen < 1 || seqLen > 1 << 20 { throw bad("seq-len", "\(seqLen) must be in 1...\(1 << 20)") }
+        if nLayer < 1 || nLayer > 4096 { throw bad("n-layer", "\(nLayer) must be in 1...4096") }
+        if nHead < 1 || nHead > 4096 { throw bad("n-head", "\(nHead) must be in 1...4096") }
+        if dModel < 2 || dModel > 1 << 16 || dModel % nHead != 0 { throw bad("d-model", "\(dModel) must be a multiple of n-head (\(nHead)) in 2...\(1 << 16)") }
         if headSize % 2 != 0 { throw bad("d-model", "head size \(headSize) = d-model/n-head must be even for RoPE") }
-        if mlpHidden < 1 { throw bad("mlp-hidden", "\(mlpHidden) must be at least 1") }
-        if !(normEps > 0) { throw bad("norm-eps", "\(normEps) must be positive") }
+        if mlpHidden < 1 || mlpHidden > 1 << 20 { throw bad("mlp-hidden", "\(mlpHidden) must be in 1...\(1 << 20)") }
+        if !(normEps > 0 && normEps.isFinite) { throw ConfigError.problem("norm eps \(normEps) must be a positive number") }
         if let s = subspace, s.rank < 1 || s.rank >= dModel {
             throw bad("rank-k", "\(s.rank) must be in 1..<d-model (\(dModel)); the subspace must be smaller than the model width")
         }
         if let a = subspace?.adaptive {
-            if subspace?.mode != .reparam { throw bad("codec", "an adaptive U needs the reparam subspace mode (projected mode keeps a fixed U)") }
+            if subspace?.mode != .reparam { throw ConfigError.problem("an adaptive U needs the reparam subspace mode (projected mode keeps a fixed U)") }
             try a.validate()
         }
         if let p = projector {
-            if subspace != nil { throw bad("codec", "a model has either a shared subspace or per-boundary projectors, not both") }
+            if subspace != nil { throw ConfigError.problem("a model has either a shared subspace or per-boundary projectors, not both") }
             if p.rank < 1 || p.rank >= dModel { throw bad("rank-k", "\(p.rank) must be in 1..<d-model (\(dModel))") }
             if p.boundaries != p.boundaries.sorted() || Set(p.boundaries).count != p.boundaries.count
                 || p.boundaries.contains(where: { $0 < 0 || $0 >= nLayer - 1 }) {
-                throw bad("projector", "boundaries \(p.boundaries) must be distinct, increasing layer indices in 0..<\(nLayer - 1)")
+                throw ConfigError.problem("projector boundaries \(p.boundaries) must be distinct, increasing layer indices in 0..<\(nLayer - 1)")
             }
             try p.training?.validate()
         }
@@ -108,16 +110,20 @@ public struct ProjectorConfig: Codable, Equatable, Sendable {
 
 extension ManifoldTraining {
     func validate() throws {
-        if every < 1 { throw ConfigError.invalid(field: "every", reason: "\(every) must be at least 1") }
-        if !(lrScale > 0 && lrScale.isFinite) { throw ConfigError.invalid(field: "ulr", reason: "\(lrScale) must be a positive number") }
+        if every < 1 { throw ConfigError.problem("codec setting every=\(every) must be at least 1") }
+        if !(lrScale > 0 && lrScale.isFinite) { throw ConfigError.problem("codec setting ulr=\(lrScale) must be a positive number") }
     }
 }
 
 public enum ConfigError: Error, CustomStringConvertible, Equatable {
+    /// A flag's value is wrong: reads "--FIELD REASON", where REASON starts with the value.
     case invalid(field: String, reason: String)
+    /// A setting without a flag of its own (or a combination) is wrong.
+    case problem(String)
     public var description: String {
         switch self {
-        case let .invalid(field, reason): return "invalid \(field): \(reason)"
+        case let .invalid(field, reason): return "--\(field) \(reason)"
+        case let .problem(text): return text
         }
     }
 }

@@ -18,9 +18,9 @@ public struct StageSpec: Codable, Equatable, Sendable {
     /// Stages for a split given as layer counts per stage (e.g. [2,1,1]). The counts must
     /// be positive and cover every layer exactly once.
     public static func stages(split: [Int], nLayer: Int) throws -> [StageSpec] {
-        guard !split.isEmpty else { throw ConfigError.invalid(field: "split", reason: "empty split") }
+        guard !split.isEmpty else { throw ConfigError.invalid(field: "split", reason: "is empty; give one layer count per stage, e.g. 2,2,1,1") }
         if let z = split.firstIndex(where: { $0 < 1 }) {
-            throw ConfigError.invalid(field: "split", reason: "stage \(z) gets \(split[z]) layers; every stage needs at least 1")
+            throw ConfigError.invalid(field: "split", reason: "\(split.map(String.init).joined(separator: ",")): stage \(z) gets \(split[z]) layers; every stage needs at least 1")
         }
         let total = split.reduce(0, +)
         guard total == nLayer else {
@@ -38,7 +38,7 @@ public struct StageSpec: Codable, Equatable, Sendable {
     /// take the remainder (the last stage also carries the LM head).
     public static func evenSplit(nLayer: Int, stages: Int) throws -> [Int] {
         guard stages >= 1, stages <= nLayer else {
-            throw ConfigError.invalid(field: "stages", reason: "\(stages) stages for \(nLayer) layers; need 1 ≤ stages ≤ n-layer (use fewer ranks or a deeper model)")
+            throw ConfigError.problem("\(stages) stages for \(nLayer) layers; need 1 ≤ stages ≤ n-layer (use fewer ranks or a deeper model)")
         }
         return (0..<stages).map { nLayer / stages + ($0 < nLayer % stages ? 1 : 0) }
     }

@@ -17,14 +17,16 @@ public struct TrainConfig: Codable, Equatable, Sendable {
 
     public func validate() throws {
         func bad(_ f: String, _ r: String) -> ConfigError { .invalid(field: f, reason: r) }
-        if batchSize < 1 { throw bad("batch-size", "\(batchSize) must be at least 1") }
-        if microbatches < 1 { throw bad("microbatches", "\(microbatches) must be at least 1") }
-        if steps < 1 { throw bad("steps", "\(steps) must be at least 1") }
-        if !(schedule.maxLR > 0) || !schedule.maxLR.isFinite { throw bad("lr", "\(schedule.maxLR) must be a positive number") }
-        if schedule.minLR < 0 || schedule.minLR > schedule.maxLR { throw bad("min-lr", "\(schedule.minLR) must be in 0...lr (\(schedule.maxLR))") }
-        if schedule.warmupSteps < 0 { throw bad("warmup", "\(schedule.warmupSteps) must be ≥ 0") }
-        if adamw.weightDecay < 0 { throw bad("weight-decay", "\(adamw.weightDecay) must be ≥ 0") }
-        if !(0..<1).contains(adamw.beta1) || !(0..<1).contains(adamw.beta2) { throw bad("betas", "must be in [0, 1)") }
-        if gradClip < 0 { throw bad("grad-clip", "\(gradClip) must be ≥ 0 (0 disables clipping)") }
+        // Written so that NaN fails every check (a comparison with NaN is false), with upper
+        // bounds that keep size products far from overflow.
+        if !(1...(1 << 20)).contains(batchSize) { throw bad("batch-size", "\(batchSize) must be in 1...\(1 << 20)") }
+        if !(1...4096).contains(microbatches) { throw bad("microbatches", "\(microbatches) must be in 1...4096") }
+        if !(1...(1 << 40)).contains(steps) { throw bad("steps", "\(steps) must be in 1...\(1 << 40)") }
+        if !(schedule.maxLR > 0 && schedule.maxLR.isFinite) { throw bad("lr", "\(schedule.maxLR) must be a positive number") }
+        if !(schedule.minLR >= 0 && schedule.minLR <= schedule.maxLR) { throw bad("min-lr", "\(schedule.minLR) must be in 0...lr (\(schedule.maxLR))") }
+        if !(0...steps).contains(schedule.warmupSteps) { throw bad("warmup", "\(schedule.warmupSteps) must be in 0...steps (\(steps))") }
+        if !(adamw.weightDecay >= 0 && adamw.weightDecay.isFinite) { throw bad("weight-decay", "\(adamw.weightDecay) must be a number ≥ 0") }
+        if !(adamw.beta1 >= 0 && adamw.beta1 < 1) || !(adamw.beta2 >= 0 && adamw.beta2 < 1) { throw ConfigError.problem("AdamW betas must be in [0, 1)") }
+        if !(gradClip >= 0 && gradClip.isFinite) { throw bad("grad-clip", "\(gradClip) must be a number ≥ 0 (0 disables clipping)") }
     }
 }
