@@ -5,10 +5,10 @@ import ProtoCore
 
 /// The codec names the command line accepts.
 public enum CodecKind: String, CaseIterable, Sendable {
-    case dense, bf16, int8, topk, subspace, projector
+    case dense, bf16, int8, int4, fp8, topk, subspace, projector
 }
 
-/// One wire codec and its settings: dense, bf16, int8, topk[:FRACTION],
+/// One wire codec and its settings: dense, bf16, int8, int4, fp8, topk[:FRACTION],
 /// subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X],
 /// projector[:K][:FORMAT][:fixed][:every=N][:ulr=X]; FORMAT is fp32|bf16|int8|fp8|int4.
 /// `adaptive` trains the shared U (SPEC §2 way 1); `projector` is the learned per-boundary
@@ -31,7 +31,7 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         self.training = training
     }
 
-    public static let syntax = "dense, bf16, int8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"
+    public static let syntax = "dense, bf16, int8, int4, fp8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"
 
     /// Parses one codec word, e.g. `subspace:16:int8` or `topk:0.1`.
     public static func parse(_ text: String) throws -> CodecSpec {
@@ -151,6 +151,8 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         case .dense: return DenseCodec()
         case .bf16: return BF16Codec()
         case .int8: return Int8Codec()
+        case .int4: return QuantizedCodec(format: .int4)
+        case .fp8: return QuantizedCodec(format: .fp8)
         case .topk: return TopKCodec(fraction: topkFraction ?? 0.1)
         case .subspace: return SubspaceCodec(subspace: model.subspace!, format: coords)
         case .projector:

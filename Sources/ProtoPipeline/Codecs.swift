@@ -24,9 +24,14 @@ public struct WireErrorStats: Sendable, Equatable {
 
 /// Accumulates Σ(a−b)² and Σa² over n values.
 @inline(__always) func addError(_ stats: inout (Double, Double), _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) {
-    var e: Float = 0, s: Float = 0
-    for i in 0..<n { let d = a[i] - b[i]; e += d * d; s += a[i] * a[i] }
-    stats.0 += Double(e); stats.1 += Double(s)
+    var e: Double = 0, s: Double = 0
+    var i = 0
+    while i < n {  // Float partial sums over short runs, Double across them
+        var pe: Float = 0, ps: Float = 0
+        for j in i..<min(n, i + 4096) { let d = a[j] - b[j]; pe += d * d; ps += a[j] * a[j] }
+        e += Double(pe); s += Double(ps); i += 4096
+    }
+    stats.0 += e; stats.1 += s
 }
 
 /// A lossy codec that encodes activations and gradients the same way: it implements
@@ -122,6 +127,32 @@ public final class Int8Codec: SymmetricCodec {
         let scales = b.payload.assumingMemoryBound(to: Float.self)
         let q = (b.payload + 4 * n).assumingMemoryBound(to: Int8.self)
         for i in 0..<n { for c in 0..<d { x[i * d + c] = Float(q[i * d + c]) * scales[i] } }
+    }
+}
+
+// MARK: int4 / fp8 (and any coordinate format) on dense rows
+
+/// Dense activations and gradients stored per token in a `CoordinateFormat` with a bf16
+/// per-token scale: int4 (d/2 + 2 bytes per token) or fp8 e4m3 (d + 2). The same stacked
+/// quantization the subspace codec applies to its coordinates, on all d values.
+public final class QuantizedCodec: SymmetricCodec {
+    public var errorStats = WireErrorStats()
+    public let format: CoordinateFormat
+    private var work = FloatBuffer(count: 1)
+    public init(format: CoordinateFormat) { self.format = format }
+    public var name: String { format.rawValue }
+
+    public func encode(_ x: UnsafePointer<Float>, _ n: Int, _ d: Int, _ e: inout (Double, Double)) -> WireBuffer {
+        if work.count < n * d { work = FloatBuffer(count: n * d) }
+        work.ptr.update(from: x, count: n * d)
+        let b = WireBuffer(payloadBytes: n * format.rowBytes(k: d))
+        format.encode(work.ptr, rows: n, k: d, into: b.payload)
+        addError(&e, x, work.ptr, n * d)
+        return b
+    }
+    public func decode(_ b: WireBuffer, _ x: UnsafeMutablePointer<Float>, _ n: Int, _ d: Int, _ what: String) throws {
+        try expectPayload(b, n * format.rowBytes(k: d), what)
+        format.decode(b.payload, rows: n, k: d, into: x)
     }
 }
 

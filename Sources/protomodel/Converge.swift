@@ -52,10 +52,50 @@ struct Converge: ParsableCommand {
         _ = try specs()
     }
 
-    func specs() throws -> [CodecSpec] {
+    /// A codec word plus model levers: CODEC[+efixed=STD][+mlp=WIDTH|equal].
+    struct Variant {
+        var word: String
+        var spec: CodecSpec
+        var efixed: Float?
+        var mlp: String?   // a width, or "equal": the dense model's parameter count
+
+        func config(_ base: ModelConfig, split: [Int]) throws -> ModelConfig {
+            var c = base
+            if let e = efixed { c.fixedEmbeddingStd = e }
+            try spec.apply(to: &c, split: split)
+            if let m = mlp { c.mlpHidden = m == "equal" ? c.mlpHidden(matching: base.parameterCount) : Int(m)! }
+            try c.validate()
+            return c
+        }
+        func label(_ base: ModelConfig, split: [Int]) throws -> String {
+            let c = try config(base, split: split)
+            return spec.label(dModel: base.dModel) + (efixed.map { " E_fixed σ=\($0)" } ?? "")
+                + (mlp.map { _ in " MLP \(c.mlpHidden)" } ?? "")
+        }
+    }
+
+    func specs() throws -> [Variant] {
         let words = variants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !words.isEmpty else { throw ValidationError("--variants is empty; give e.g. dense,int8,subspace:16") }
-        do { return try words.map(CodecSpec.parse) } catch { throw ValidationError("--variants: \(error)") }
+        return try words.map { w in
+            let parts = w.split(separator: "+").map(String.init)
+            var v: Variant
+            do { v = Variant(word: w, spec: try CodecSpec.parse(parts[0])) } catch { throw ValidationError("--variants: \(error)") }
+            for p in parts.dropFirst() {
+                let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
+                switch (kv.first, kv.count) {
+                case ("efixed", 2):
+                    guard let x = Float(kv[1]), x > 0, x.isFinite else { throw ValidationError("--variants '\(w)': efixed=STD needs a positive number") }
+                    v.efixed = x
+                case ("mlp", 2):
+                    guard kv[1] == "equal" || (Int(kv[1]).map { $0 >= 1 } ?? false) else { throw ValidationError("--variants '\(w)': mlp=WIDTH or mlp=equal") }
+                    v.mlp = kv[1]
+                default:
+                    throw ValidationError("--variants '\(w)': after the codec word, + takes efixed=STD or mlp=WIDTH|equal")
+                }
+            }
+            return v
+        }
     }
 
     func run() throws {
@@ -79,7 +119,7 @@ struct Converge: ParsableCommand {
             layers = try StageSpec.evenSplit(nLayer: cfg.nLayer, stages: stages)
         }
         let specs = try specs()
-        for s in specs { var c = cfg; try s.apply(to: &c, split: layers) }
+        for s in specs { _ = try s.config(cfg, split: layers) }
 
         // Data: the same training order for every variant, a fixed validation slice.
         let trainShards = try Shard.list(in: dir, split: "train")
@@ -102,14 +142,14 @@ struct Converge: ParsableCommand {
         print("            results in \(benchOut)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
 
         var results: [ConvergenceResult] = []
-        for (i, spec) in specs.enumerated() {
-            var vcfg = cfg
-            try spec.apply(to: &vcfg, split: layers)
-            let label = spec.label(dModel: cfg.dModel)
+        for (i, variant) in specs.enumerated() {
+            let vcfg = try variant.config(cfg, split: layers)
+            let spec = variant.spec
+            let label = try variant.label(cfg, split: layers)
             let fp = String(format: "%010.0f", Session.fingerprint([String(describing: vcfg), String(describing: tc), "\(layers)",
-                                                                    schedule.rawValue, spec.description, dataID, valSlice.rawValue,
+                                                                    schedule.rawValue, variant.word, dataID, valSlice.rawValue,
                                                                     "\(val.count)", "\(evalEvery)"]))
-            let file = runsDir.appendingPathComponent(spec.description.replacingOccurrences(of: ":", with: "_") + ".json")
+            let file = runsDir.appendingPathComponent(variant.word.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             if !fresh, let data = try? Data(contentsOf: file), let old = try? JSONDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {
                     print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))
@@ -121,7 +161,7 @@ struct Converge: ParsableCommand {
             print("[\(i + 1)/\(specs.count)] \(label): training \(tc.steps) steps")
             let loader = try DataLoader(shards: trainShards, vocabSize: cfg.vocabSize, seqLen: cfg.seqLen,
                                         batchSize: tc.batchSize, seed: tc.dataSeed, shuffle: true)
-            let r = try Convergence.run(label: label, config: cfg, spec: spec, train: tc, split: layers, schedule: schedule,
+            let r = try Convergence.run(label: label, config: vcfg, spec: spec, train: tc, split: layers, schedule: schedule,
                                         fingerprint: fp, nextStep: { (0..<tc.microbatches).map { _ in loader.next() } },
                                         validation: val, evalEvery: evalEvery) { p in
                 guard let v = p.validation else { return }

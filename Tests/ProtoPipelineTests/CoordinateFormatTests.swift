@@ -86,8 +86,24 @@ final class CoordinateFormatTests: XCTestCase {
         }
     }
 
+    func testDenseQuantizedCodecs() throws {
+        let n = 7, d = 20
+        let x = randomArray(n * d, seed: 12)
+        let ids = [Int32](repeating: 0, count: n)
+        for (word, f) in [("int4", CoordinateFormat.int4), ("fp8", .fp8)] {
+            let c = try CodecSpec.parse(word).makeCodec(model: StageModel(config: ModelConfig(vocabSize: 8, seqLen: 2, nLayer: 1, nHead: 1, dModel: 4), stage: .whole(ModelConfig(vocabSize: 8, seqLen: 2, nLayer: 1, nHead: 1, dModel: 4)), batchSize: 1))
+            let b = c.encodeForward(x, ids: ids, n: n, d: d)
+            XCTAssertEqual(b.count, WireBuffer.headerBytes + n * f.rowBytes(k: d), "\(word): d values + a bf16 scale per token")
+            var y = [Float](repeating: 0, count: n * d), rid = ids
+            try c.decodeForward(b, into: &y, ids: &rid, n: n, d: d)
+            XCTAssertEqual(c.errorStats.relativeForward, relErr(y, x), accuracy: 1e-6, "\(word): reported error is the real one")
+            XCTAssertGreaterThan(relErr(y, x), 1e-3)
+            XCTAssertLessThan(relErr(y, x), f == .int4 ? 0.25 : 0.06)
+        }
+    }
+
     func testCodecSpecWordsRoundTrip() throws {
-        for w in ["dense", "bf16", "int8", "topk:0.25", "subspace", "subspace:16", "subspace:16:projected", "subspace:8:int8",
+        for w in ["dense", "bf16", "int8", "int4", "fp8", "topk:0.25", "projector:8:int8", "projector:8:fixed", "subspace:16:adaptive:every=4:ulr=0.1", "subspace", "subspace:16", "subspace:16:projected", "subspace:8:int8",
                   "subspace:32:fp8", "subspace:24:reparam:int4"] {
             XCTAssertEqual(try CodecSpec.parse(w).description, w, "'\(w)' reads back")
         }

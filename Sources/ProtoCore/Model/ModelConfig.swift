@@ -92,6 +92,19 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
     /// Parameter count of the whole model.
     public var parameterCount: Int { ParamLayout(config: self, stage: .whole(self)).count }
+
+    /// The MLP width (a multiple of 16) that brings the parameter count closest to `target`:
+    /// the parameters a subspace model frees, reinvested in its MLPs (SPEC §2 levers).
+    public func mlpHidden(matching target: Int) -> Int {
+        var best = mlpHidden, bestGap = Int.max
+        var c = self
+        for h in stride(from: 16, through: 16 * mlpHidden, by: 16) {
+            c.mlpHidden = h
+            let gap = abs(c.parameterCount - target)
+            if gap < bestGap { best = h; bestGap = gap }
+        }
+        return best
+    }
 }
 
 /// Learned per-boundary projections: after each boundary layer l the residual stream becomes
