@@ -29,12 +29,14 @@ let package = Package(
         .target(name: "ProtoPipeline", dependencies: ["ProtoCore"], swiftSettings: fast),
         // Thin checked wrapper over the MPI C API, and the MPI stage link.
         .target(name: "ProtoMPI", dependencies: ["CMPI", "ProtoPipeline"], swiftSettings: fast),
+        // The run loop: start-up agreement, steps, evaluation, checkpoints, stop, the run log.
+        .target(name: "ProtoTrain", dependencies: ["ProtoCore", "ProtoData", "ProtoPipeline"], swiftSettings: fast),
         // Benchmark results: steady-state analysis, tables (Markdown, CSV, JSON), SVG plots.
         .target(name: "ProtoReport", dependencies: ["ProtoPipeline"]),
         .executableTarget(
             name: "protomodel",
             dependencies: [
-                "ProtoCore", "ProtoData", "ProtoPipeline", "ProtoMPI", "ProtoReport",
+                "ProtoCore", "ProtoData", "ProtoPipeline", "ProtoMPI", "ProtoReport", "ProtoTrain",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: fast),
@@ -43,5 +45,6 @@ let package = Package(
         .testTarget(name: "ProtoDataTests", dependencies: ["ProtoData"]),
         .testTarget(name: "ProtoPipelineTests", dependencies: ["ProtoPipeline", "ProtoData"]),
         .testTarget(name: "ProtoReportTests", dependencies: ["ProtoReport"]),
+        .testTarget(name: "ProtoTrainTests", dependencies: ["ProtoTrain", "ProtoPipeline", "ProtoData"]),
     ]
 )

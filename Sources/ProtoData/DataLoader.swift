@@ -40,6 +40,15 @@ public final class DataLoader {
         restore(Position())
     }
 
+    /// Jumps to a saved position after checking it lies within this data (a checkpoint's
+    /// loader.json is untrusted input).
+    public func restore(checked p: Position) throws {
+        guard p.epoch >= 0, p.epoch <= 1 << 40, p.index >= 0, p.index <= windows.count else {
+            throw DataError.tooSmall(path: "loader position", problem: "epoch \(p.epoch), window \(p.index) is outside this data's \(windows.count) windows per epoch")
+        }
+        restore(p)
+    }
+
     /// Jumps to `p` (as saved by `position`).
     public func restore(_ p: Position) {
         position = p

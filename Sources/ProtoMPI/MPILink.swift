@@ -107,18 +107,8 @@ public final class MPILink: StageLink {
     /// Waits for the next message from `source` with `tag` and returns its byte count.
     private func probe(_ source: Int, _ tag: Int) throws -> Int32 {
         var status = MPI_Status()
-        var flag: Int32 = 0
-        let start = Clock.wall()
-        var nap: UInt32 = 0
-        while true {
-            try check(MPI_Iprobe(Int32(source), Int32(tag), pm_comm_world(), &flag, &status),
-                      "MPI_Iprobe(rank \(source), tag \(tag))")
-            if flag != 0 { break }
-            if recvTimeout > 0 && Clock.wall() - start > recvTimeout {
-                throw LinkError("rank \(rank): waited \(Int(recvTimeout)) s for \(describe(tag)) from rank \(source); that rank is stuck or dead (raise --recv-timeout for very slow steps)")
-            }
-            if nap > 0 { usleep(nap) }
-            nap = min(max(nap * 2, 20), 1000)
+        try poll("\(describe(tag)) from rank \(source)") { flag in
+            try check(MPI_Iprobe(Int32(source), Int32(tag), pm_comm_world(), &flag, &status), "MPI_Iprobe(rank \(source), tag \(tag))")
         }
         var count: Int32 = 0
         try check(MPI_Get_count(&status, pm_type_byte(), &count), "MPI_Get_count")
@@ -129,38 +119,74 @@ public final class MPILink: StageLink {
     public func waitSends() throws {
         var reqs = pending.map { $0.0 }
         if !reqs.isEmpty {
-            try check(MPI_Waitall(Int32(reqs.count), &reqs, nil), "MPI_Waitall(\(reqs.count) sends)")
+            try poll("completing \(reqs.count) send(s)") { flag in
+                try check(MPI_Testall(Int32(reqs.count), &reqs, &flag, nil), "MPI_Testall(\(reqs.count) sends)")
+            }
         }
         pending.removeAll()
     }
 
+    // Collectives are non-blocking calls completed by polling with the receive timeout, so a
+    // stopped or dead rank ends the job instead of hanging it, and a waiting rank sleeps.
+
     public func allreduceSum(_ values: [Double]) throws -> [Double] {
-        var out = [Double](repeating: 0, count: values.count)
-        try check(MPI_Allreduce(values, &out, Int32(values.count), pm_type_double(), pm_op_sum(), pm_comm_world()),
-                  "MPI_Allreduce(\(values.count) doubles)")
-        return out
+        try allreduce(values, pm_op_sum(), "sum")
     }
 
     public func allreduceMax(_ values: [Double]) throws -> [Double] {
+        try allreduce(values, pm_op_max(), "max")
+    }
+
+    private func allreduce(_ values: [Double], _ op: MPI_Op?, _ what: String) throws -> [Double] {
         var out = [Double](repeating: 0, count: values.count)
-        try check(MPI_Allreduce(values, &out, Int32(values.count), pm_type_double(), pm_op_max(), pm_comm_world()),
-                  "MPI_Allreduce(max, \(values.count) doubles)")
+        var req: MPI_Request? = pm_request_null()
+        try values.withUnsafeBufferPointer { v in
+            try out.withUnsafeMutableBufferPointer { o in
+                try check(MPI_Iallreduce(v.baseAddress, o.baseAddress, Int32(values.count), pm_type_double(), op, pm_comm_world(), &req),
+                          "MPI_Iallreduce(\(what), \(values.count) doubles)")
+                try poll("an all-reduce (\(what)) of \(values.count) value(s)") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
+            }
+        }
         return out
     }
 
     public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
         let n = values.count
         var all = [Double](repeating: 0, count: rank == root ? n * size : 1)
-        try check(MPI_Gather(values, Int32(n), pm_type_double(), &all, Int32(n), pm_type_double(), Int32(root), pm_comm_world()),
-                  "MPI_Gather(\(n) doubles to rank \(root))")
+        var req: MPI_Request? = pm_request_null()
+        try values.withUnsafeBufferPointer { v in
+            try all.withUnsafeMutableBufferPointer { a in
+                try check(MPI_Igather(v.baseAddress, Int32(n), pm_type_double(), a.baseAddress, Int32(n), pm_type_double(), Int32(root), pm_comm_world(), &req),
+                          "MPI_Igather(\(n) doubles to rank \(root))")
+                try poll("a gather of \(n) value(s) to rank \(root)") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
+            }
+        }
         guard rank == root else { return nil }
         return (0..<size).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
     }
 
-    public func barrier() throws { try check(MPI_Barrier(pm_comm_world()), "MPI_Barrier") }
-
-    private func describe(_ tag: Int) -> String {
-        let kind = MessageKind(rawValue: UInt32(tag / MessageKind.stride)).map { "\($0)" } ?? "message"
-        return "the \(kind) message of micro-batch \(tag % MessageKind.stride)"
+    public func barrier() throws {
+        var req: MPI_Request? = pm_request_null()
+        try check(MPI_Ibarrier(pm_comm_world(), &req), "MPI_Ibarrier")
+        try poll("a barrier") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
     }
+
+    /// Calls `test` until it sets its flag, backing off from spinning to 1 ms sleeps; fails
+    /// after the receive timeout naming what was waited for.
+    private func poll(_ what: String, _ test: (inout Int32) throws -> Void) throws {
+        var flag: Int32 = 0
+        let start = Clock.wall()
+        var nap: UInt32 = 0
+        while true {
+            try test(&flag)
+            if flag != 0 { return }
+            if recvTimeout > 0 && Clock.wall() - start > recvTimeout {
+                throw LinkError("rank \(rank): waited \(Int(recvTimeout)) s for \(what); another rank is stuck or dead (raise --recv-timeout for very slow steps)")
+            }
+            if nap > 0 { usleep(nap) }
+            nap = min(max(nap * 2, 20), 1000)
+        }
+    }
+
+    private func describe(_ tag: Int) -> String { MessageKind.describe(tag: tag) }
 }

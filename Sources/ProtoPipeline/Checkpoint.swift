@@ -11,7 +11,7 @@ import ProtoCore
 public struct CheckpointFile: Codable, Equatable, Sendable {
     public var name: String
     public var bytes: Int
-    public var checksum: String  // FNV-1a 64 over the file, hex
+    public var checksum: String  // SHA-256 of the file, hex (manifest version 2; version 1 held FNV-1a 64)
     public init(name: String, bytes: Int, checksum: String) { self.name = name; self.bytes = bytes; self.checksum = checksum }
 }
 
@@ -81,7 +81,7 @@ extension ModelConfig {
 
 public struct CheckpointManifest: Codable, Equatable, Sendable {
     public var format = "protomodel-checkpoint"
-    public var version = 1
+    public var version = 2
     /// Steps completed; training resumes at this step index.
     public var step: Int
     public var identity: CheckpointIdentity
@@ -107,15 +107,20 @@ public enum Checkpoint {
     }
     public static func stageFileName(rank: Int) -> String { String(format: "stage_%03d.bin", rank) }
 
-    /// FNV-1a 64 over the bytes, as 16 hex digits.
-    public static func checksum(_ data: Data) -> String {
+    /// SHA-256 of the bytes, as 64 hex digits.
+    public static func checksum(_ data: Data) -> String { Digest.sha256(data) }
+
+    /// Whether `data` has the checksum a manifest recorded: SHA-256, or the word-wise FNV-1a
+    /// 64 of version-1 manifests (read so older checkpoints still resume; never written).
+    static func matches(_ data: Data, _ recorded: String) -> Bool {
+        if recorded.count == 64 { return checksum(data) == recorded }
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         data.withUnsafeBytes { b in
             let words = b.count / 8
             for i in 0..<words { h = (h ^ b.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) &* 0x100_0000_01B3 }
             for i in (8 * words)..<b.count { h = (h ^ UInt64(b[i])) &* 0x100_0000_01B3 }
         }
-        return String(format: "%016llx", h)
+        return String(format: "%016llx", h) == recorded
     }
 
     /// Writes this rank's stage: parameters, AdamW moments and step count.
@@ -139,15 +144,20 @@ public enum Checkpoint {
         func bad(_ why: String) -> CheckpointError {
             CheckpointError("\(url.path): \(why) — the checkpoint is damaged; remove \(dir.path) to resume from the one before it")
         }
-        guard let data = FileManager.default.contents(atPath: url.path) else { throw bad("missing or unreadable") }
-        guard data.count == expected.bytes else { throw bad("\(data.count) bytes, the manifest says \(expected.bytes) (truncated?)") }
-        guard checksum(data) == expected.checksum else { throw bad("checksum \(checksum(data)) differs from the manifest's \(expected.checksum)") }
+        // Sizes first (from the file system and the model), so nothing is read or allocated
+        // beyond what this stage needs.
+        let n = stage.model.params.count
+        guard let size = fileSize(url) else { throw bad("missing or unreadable") }
+        guard size == expected.bytes else { throw bad("\(size) bytes, the manifest says \(expected.bytes) (truncated?)") }
+        guard size == 40 + 12 * n else { throw bad("\(size) bytes, this stage's parameters and moments take \(40 + 12 * n) (another model or split?)") }
+        guard let data = FileManager.default.contents(atPath: url.path), data.count == size else { throw bad("missing or unreadable") }
+        guard matches(data, expected.checksum) else { throw bad("checksum differs from the manifest's (the file was altered or damaged)") }
         let h = data.withUnsafeBytes { b in (0..<5).map { b.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) } }
         guard h[0] == stageMagic else { throw bad("bad magic \(h[0])") }
         guard h[1] == stageVersion else { throw bad("format version \(h[1]), this protomodel reads \(stageVersion)") }
         guard h[2] == Int64(rank) else { throw bad("holds rank \(h[2])'s stage, not rank \(rank)'s") }
-        let n = stage.model.params.count
-        guard h[3] == Int64(n), data.count == 40 + 12 * n else { throw bad("\(h[3]) parameters, this stage has \(n)") }
+        guard h[3] == Int64(n) else { throw bad("\(h[3]) parameters, this stage has \(n)") }
+        guard h[4] >= 0 && h[4] <= Int64(1) << 40 else { throw bad("optimizer step count \(h[4]) is out of range") }
         data.withUnsafeBytes { b in
             let base = b.baseAddress! + 40
             for (i, buf) in [stage.model.params, stage.optimizer.m, stage.optimizer.v].enumerated() {
@@ -169,7 +179,8 @@ public enum Checkpoint {
         guard let entry = manifest.files.first(where: { $0.name == name }) else {
             throw CheckpointError("\(dir.path)/manifest.json lists no \(name) — the checkpoint is damaged; remove \(dir.path)")
         }
-        guard let data = FileManager.default.contents(atPath: url.path), data.count == entry.bytes, checksum(data) == entry.checksum else {
+        guard let size = fileSize(url), size == entry.bytes, size <= 1 << 26,
+              let data = FileManager.default.contents(atPath: url.path), data.count == entry.bytes, matches(data, entry.checksum) else {
             throw CheckpointError("\(url.path): missing, truncated or altered (size/checksum differ from the manifest) — remove \(dir.path) to resume from the one before it")
         }
         return data
@@ -184,17 +195,25 @@ public enum Checkpoint {
 
     public static func readManifest(_ dir: URL) throws -> CheckpointManifest {
         let url = dir.appendingPathComponent("manifest.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard let size = fileSize(url), let data = FileManager.default.contents(atPath: url.path) else {
             throw CheckpointError("\(url.path): missing — \(dir.path) is not a complete checkpoint")
         }
+        guard size <= 1 << 24 else { throw CheckpointError("\(url.path): \(size) bytes is no manifest — remove \(dir.path) to resume from the one before it") }
         let m: CheckpointManifest
         do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
             throw CheckpointError("\(url.path): unreadable (\(error)) — remove \(dir.path) to resume from the one before it")
         }
-        guard m.format == "protomodel-checkpoint", m.version == 1 else {
-            throw CheckpointError("\(url.path): format \(m.format) version \(m.version), this protomodel reads protomodel-checkpoint version 1")
+        guard m.format == "protomodel-checkpoint", m.version == 1 || m.version == 2 else {
+            throw CheckpointError("\(url.path): format \(m.format) version \(m.version), this protomodel reads protomodel-checkpoint versions 1 and 2")
         }
         return m
+    }
+
+    /// A regular file's size in bytes, or nil.
+    static func fileSize(_ url: URL) -> Int? {
+        var st = stat()
+        guard stat(url.path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
+        return Int(st.st_size)
     }
 
     /// Complete checkpoints (those with a manifest) under `root`, oldest first.

@@ -29,14 +29,15 @@ public final class InMemoryHub: @unchecked Sendable {
         cond.lock(); defer { cond.unlock() }
         while boxes[k]?.isEmpty ?? true {
             if !cond.wait(until: deadline) {
-                throw LinkError("rank \(dst): no message with tag \(tag) from rank \(src) after \(Int(timeout)) s")
+                throw LinkError("rank \(dst): waited \(Int(timeout)) s for \(MessageKind.describe(tag: tag)) from rank \(src); that rank is stuck or dead")
             }
         }
         return boxes[k]!.removeFirst()
     }
 
-    /// Every rank deposits; all get every rank's values in rank order.
-    func exchange(_ v: [Double], rank: Int) -> [[Double]] {
+    /// Every rank deposits; all get every rank's values in rank order. A rank that waits
+    /// longer than `timeout` for the others fails, as an MPI collective does with --recv-timeout.
+    func exchange(_ v: [Double], rank: Int) throws -> [[Double]] {
         cond.lock(); defer { cond.unlock() }
         let gen = generation
         deposits[rank] = v
@@ -48,7 +49,12 @@ public final class InMemoryHub: @unchecked Sendable {
             generation += 1
             cond.broadcast()
         } else {
-            while generation == gen { cond.wait() }
+            let deadline = Date().addingTimeInterval(timeout)
+            while generation == gen {
+                if !cond.wait(until: deadline) && generation == gen {
+                    throw LinkError("rank \(rank): waited \(Int(timeout)) s for a collective; another rank is stuck or dead")
+                }
+            }
         }
         return result
     }
@@ -69,20 +75,20 @@ public final class InMemoryLink: StageLink {
     public func waitSends() throws {}
     public func allreduceSum(_ values: [Double]) throws -> [Double] {
         // Summed in rank order on every rank, so all ranks see bit-identical results.
-        hub.exchange(values, rank: rank).reduce(into: [Double](repeating: 0, count: values.count)) { acc, v in
+        try hub.exchange(values, rank: rank).reduce(into: [Double](repeating: 0, count: values.count)) { acc, v in
             for i in 0..<acc.count { acc[i] += v[i] }
         }
     }
     public func allreduceMax(_ values: [Double]) throws -> [Double] {
-        hub.exchange(values, rank: rank).reduce(into: [Double](repeating: -.infinity, count: values.count)) { acc, v in
+        try hub.exchange(values, rank: rank).reduce(into: [Double](repeating: -.infinity, count: values.count)) { acc, v in
             for i in 0..<acc.count { acc[i] = max(acc[i], v[i]) }
         }
     }
     public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
-        let all = hub.exchange(values, rank: rank)
+        let all = try hub.exchange(values, rank: rank)
         return rank == root ? all : nil
     }
-    public func barrier() throws { _ = hub.exchange([], rank: rank) }
+    public func barrier() throws { _ = try hub.exchange([], rank: rank) }
 }
 
 /// Runs `body(rank)` on `size` threads and waits for all; rethrows the first error.

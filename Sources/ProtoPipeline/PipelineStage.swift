@@ -203,10 +203,7 @@ public final class PipelineStage {
                     continue
                 }
                 let t1 = Clock.threadCPU()
-                optimizer.step(params: model.params, grads: model.grads, lr: train.schedule.lr(at: step),
-                               gradScale: AdamW.clipScale(globalNorm: global.squareRoot(), maxNorm: train.gradClip))
-                model.enforceConstraint()
-                model.updateManifolds(step: step, lr: train.schedule.lr(at: step), optimizer: optimizer)
+                model.applyUpdate(step: step, globalNorm: global.squareRoot(), optimizer: optimizer, train: train)
                 met.optimizerSeconds += computed(t1)
             }
           } catch let e as NonFiniteError {

@@ -1,5 +1,6 @@
 // Point-to-point transport between stages and the few collectives a step needs. Two
 // implementations: MPI (ProtoMPI) and in-memory threads (tests, one process).
+import Foundation
 
 public protocol StageLink: AnyObject {
     var rank: Int { get }
@@ -28,8 +29,22 @@ public enum MessageKind: UInt32, Sendable, CaseIterable {
     case sync = 4
     /// A stage's parameters gathered to rank 0 at the end of a run.
     case parameters = 5
+    /// Bytes gathered to or broadcast from one rank (settings, metrics, checksums).
+    case control = 6
     public static let stride = 4096
     public func tag(_ index: Int) -> Int { Int(rawValue) * Self.stride + index % Self.stride }
+
+    /// "the backward message of micro-batch 3" for a tag, in error messages.
+    public static func describe(tag: Int) -> String {
+        guard let k = MessageKind(rawValue: UInt32(tag / stride)) else { return "the message with tag \(tag)" }
+        let i = tag % stride
+        switch k {
+        case .forward, .backward, .targets: return "the \(k) message of micro-batch \(i)"
+        case .sync: return "a shared-basis message (\(i))"
+        case .parameters: return "the stage parameters"
+        case .control: return "a start-up or metrics message"
+        }
+    }
 }
 
 /// The paired calls a stage makes on its link. Each names the call it pairs with on the
@@ -85,6 +100,47 @@ public struct StageComm {
         guard b.count >= WireBuffer.headerBytes, b.kind == kind.rawValue, Int(b.microbatch) == m else {
             throw LinkError("stage \(stage): expected \(kind) message for micro-batch \(m) from rank \(from), got kind \(b.kind) micro-batch \(b.microbatch) (\(b.count) bytes)")
         }
+        return b
+    }
+}
+
+extension StageLink {
+    /// Every rank's bytes at `root` (in rank order), nil elsewhere. Point-to-point, so a rank
+    /// that never arrives ends in the receive timeout, not a hang.
+    public func gatherData(_ data: Data, root: Int) throws -> [Data]? {
+        let tag = MessageKind.control.tag(0)
+        if rank != root {
+            try send(Self.message(data), to: root, tag: tag)
+            try waitSends()
+            return nil
+        }
+        return try (0..<size).map { r in
+            if r == root { return data }
+            let b = try recv(from: r, tag: tag)
+            return Data(bytes: b.payload, count: b.payloadBytes)
+        }
+    }
+
+    /// `root`'s bytes on every rank.
+    public func broadcastData(_ data: Data?, root: Int) throws -> Data {
+        let tag = MessageKind.control.tag(1)
+        if rank == root {
+            guard let data else { preconditionFailure("broadcastData: the root passes the bytes") }
+            for r in 0..<size where r != root {
+                try send(Self.message(data), to: r, tag: tag)
+            }
+            try waitSends()
+            return data
+        }
+        let b = try recv(from: root, tag: tag)
+        return Data(bytes: b.payload, count: b.payloadBytes)
+    }
+
+    /// Bytes as a message with the usual header (so no message is shorter than 16 bytes).
+    static func message(_ data: Data) -> WireBuffer {
+        let b = WireBuffer(payloadBytes: data.count)
+        b.kind = MessageKind.control.rawValue
+        data.withUnsafeBytes { if $0.count > 0 { b.payload.copyMemory(from: $0.baseAddress!, byteCount: $0.count) } }
         return b
     }
 }

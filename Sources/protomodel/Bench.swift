@@ -6,6 +6,7 @@ import ProtoCore
 import ProtoMPI
 import ProtoPipeline
 import ProtoReport
+import ProtoTrain
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,14 +47,17 @@ struct Bench: ParsableCommand {
     }
 
     private func bench(_ link: MPILink) throws {
-        var lists: ([CodecSpec], [LinkModel]) = ([], [])
-        let session = try Session(link: link, model: model, options: options, pipeline: pipeline, threading: threading,
-                                  check: { cfg, split in
-                                      lists = try parseLists()
-                                      for c in lists.0 { var m = cfg; try c.apply(to: &m, split: split) }
-                                  }, fingerprint: [codecs, links])
-        let (choices, linkModels) = lists
-        let rank = link.rank, size = link.size, tc = session.tc
+        let rank = link.rank, size = link.size
+        let (choices, linkModels) = try agreedCheck(rank: rank) { try parseLists() }
+        let settings = try agreedCheck(rank: rank) { () -> RunSettings in
+            try threading.apply()
+            return try runSettings(model: model, options: options, pipeline: pipeline, threading: threading, extra: [codecs, links])
+        }
+        let session = try TrainingRun(link: link, settings: settings, localRanks: MPIEnv.localSize,
+                                      cores: ProcessInfo.processInfo.activeProcessorCount) { cfg, split in
+            for c in choices { var m = cfg; try c.apply(to: &m, split: split) }
+        }
+        let tc = session.tc
         let evalEvery = options.evalEvery ?? 20
         // Virtual: one run per codec follows every link. Sleep: one run per (codec, link).
         let plan: [(CodecSpec, [LinkModel])] = session.clock == .virtual
@@ -62,16 +66,15 @@ struct Bench: ParsableCommand {
         let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
         if rank == 0 {
             print("bench       \(choices.count) codec(s) × \(linkModels.count) link(s), \(plan.count) training run(s) of \(tc.steps) steps, \(size) stage(s), \(session.clock.rawValue) clock")
-            try log?.write(["type": "config", "model": jsonObject(session.base), "train": jsonObject(tc),
-                            "versions": RunInfo.versions(mpi: MPIEnv.libraryVersion), "host": RunInfo.host,
-                            "git": RunInfo.gitRevision, "world_size": size, "split": session.split,
-                            "codecs": codecs, "links": links, "clock": session.clock.rawValue])
+            try log?.write(BenchConfigRecord(model: session.base, train: tc, versions: RunInfo.versions(mpi: MPIEnv.libraryVersion),
+                                             host: RunInfo.host, git: RunInfo.gitRevision, worldSize: size, split: session.split,
+                                             codecs: codecs, links: links, clock: session.clock.rawValue))
         }
         // Results grouped by link (in --links order); within a link, codecs in --codecs order.
         var byLink = Array(repeating: [BenchRun](), count: linkModels.count)
         let wallStart = Clock.wall()
         for (i, (choice, ls)) in plan.enumerated() {
-            let (trainer, cfg) = try session.makeTrainer(choice: choice, links: ls, schedule: pipeline.schedule)
+            let (trainer, cfg) = try session.makeTrainer(spec: choice, links: ls)
             let label = choice.label(dModel: cfg.dModel)
             if rank == 0 { print("run \(i + 1)/\(plan.count)   \(label) over \(ls.map(\.name).joined(separator: ", "))") }
             var times = Array(repeating: [Double](), count: ls.count)
@@ -90,11 +93,7 @@ struct Bench: ParsableCommand {
                     print(String(format: "  step %4d/%d | loss %.4f | wall %.0f ms | emulated: %@", step + 1, tc.steps, r.loss, r.stepSeconds * 1000, emu)
                           + (val.map { String(format: " | val %.4f", $0) } ?? ""))
                 }
-                var rec: [String: Any] = ["type": "step", "codec": label, "step": step + 1, "loss": r.loss, "step_time_s": r.stepSeconds,
-                                          "bytes_fwd": r.bytesForward, "bytes_bwd": r.bytesBackward,
-                                          "emulated": r.emulated.map(emulatedRecord)]
-                if let val { rec["val_loss"] = val }
-                try log?.write(rec)
+                try log?.write(BenchStepRecord(codec: label, step: step + 1, report: r, val: val))
             }
             if rank == 0 {
                 for (j, l) in ls.enumerated() {

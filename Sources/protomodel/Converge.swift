@@ -133,7 +133,7 @@ struct Converge: ParsableCommand {
         }
         let evalEvery = options.evalEvery ?? max(1, tc.steps / 12)
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
-            .joined(separator: ",") + "|tok:\(Session.fingerprint([tokenizer.merges.map { "\($0)" }.joined()]))"
+            .joined(separator: ",") + "|tok:" + Digest.sha256(try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")))
 
         let out = URL(fileURLWithPath: benchOut), runsDir = out.appendingPathComponent("runs")
         try FileManager.default.createDirectory(at: runsDir, withIntermediateDirectories: true)
@@ -146,9 +146,9 @@ struct Converge: ParsableCommand {
             let vcfg = try variant.config(cfg, split: layers)
             let spec = variant.spec
             let label = try variant.label(cfg, split: layers)
-            let fp = String(format: "%010.0f", Session.fingerprint([String(describing: vcfg), String(describing: tc), "\(layers)",
-                                                                    schedule.rawValue, variant.word, dataID, valSlice.rawValue,
-                                                                    "\(val.count)", "\(evalEvery)"]))
+            let fp = String(Digest.sha256(Data([String(describing: vcfg), String(describing: tc), "\(layers)", schedule.rawValue,
+                                                variant.word, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
+                                                .joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.word.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             if !fresh, let data = try? Data(contentsOf: file), let old = try? JSONDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {

@@ -3,13 +3,14 @@ import ArgumentParser
 import Foundation
 import ProtoCore
 import ProtoPipeline
+import ProtoTrain
 
 extension ScheduleKind: ExpressibleByArgument {}
 extension CodecKind: ExpressibleByArgument {}
 extension SubspaceMode: ExpressibleByArgument {}
 
 extension CoordinateFormat: ExpressibleByArgument {}
-enum ClockChoice: String, CaseIterable, ExpressibleByArgument { case auto, virtual, sleep }
+extension ClockRequest: ExpressibleByArgument {}
 
 struct PipelineOptions: ParsableArguments {
     @Option(help: "Layers per stage, comma separated, one entry per rank (default: as even as possible).")
@@ -19,39 +20,17 @@ struct PipelineOptions: ParsableArguments {
     @Option(name: .customLong("recv-timeout"), help: "Seconds a rank waits for a boundary message before failing with the peer named (0 = forever).")
     var recvTimeout: Double = 300
     @Option(help: "Emulated clock: virtual (per-rank clocks from thread CPU time; right when ranks share cores), sleep (real delays on the wall clock; right when each rank has its own core), auto (sleep if this node has a core per rank, else virtual).")
-    var clock: ClockChoice = .auto
+    var clock: ClockRequest = .auto
 
     mutating func validate() throws {
         if !(recvTimeout >= 0 && recvTimeout.isFinite) { throw ValidationError("--recv-timeout \(recvTimeout) must be a number of seconds ≥ 0 (0 = wait forever)") }
-    }
-
-    /// Layers per stage for `stages` ranks.
-    func layerSplit(nLayer: Int, stages: Int) throws -> [Int] {
-        guard let split else { return try StageSpec.evenSplit(nLayer: nLayer, stages: stages) }
-        let parts = split.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
-        guard parts.allSatisfy({ $0 != nil }) else { throw ValidationError("--split '\(split)' must be comma-separated layer counts, e.g. 2,2,1,1") }
-        let counts = parts.map { $0! }
-        guard counts.count == stages else {
-            throw ValidationError("--split has \(counts.count) stages but \(stages) ranks are running; give one layer count per rank (or change -np)")
-        }
-        _ = try StageSpec.stages(split: counts, nLayer: nLayer)
-        return counts
-    }
-
-    /// The clock mode; `localRanks` is how many ranks share this node.
-    func clockMode(localRanks: Int) -> ClockMode {
-        switch clock {
-        case .virtual: return .virtual
-        case .sleep: return .sleep
-        case .auto: return localRanks <= ProcessInfo.processInfo.activeProcessorCount ? .sleep : .virtual
-        }
     }
 }
 
 /// The codec flags of `train`.
 struct CodecOptions: ParsableArguments {
-    @Option(help: "Wire codec at stage boundaries: \(CodecKind.allCases.map(\.rawValue).joined(separator: ", ")). `subspace` trains the Protocol Models subspace model.")
-    var codec: CodecKind = .dense
+    @Option(help: "Wire codec at stage boundaries, as a word: \(CodecSpec.syntax). `subspace` trains the Protocol Models subspace model, `projector` the learned per-boundary projection model.")
+    var codec: String = "dense"
     @Option(name: .customLong("rank-k"), help: "Subspace rank k (coordinates per token), 1 ≤ k < d-model (default d-model/8). Only with --codec subspace.")
     var rankK: Int?
     @Option(name: .customLong("subspace-mode"), help: "How the subspace constraint is kept: reparam (W' of width k, then Uᵀ) or projected (full W, re-projected after each step).")
@@ -64,12 +43,17 @@ struct CodecOptions: ParsableArguments {
     var link: String = "off"
 
     func choice() throws -> CodecSpec {
-        if codec != .subspace {
-            for (flag, given) in [("--rank-k", rankK != nil), ("--subspace-mode", subspaceMode != nil), ("--coords", coords != nil)] where given {
-                throw ValidationError("\(flag) only applies with --codec subspace (the codec is \(codec.rawValue))")
-            }
+        var c = try CodecSpec.parse(codec)
+        let subspaceLike = c.kind == .subspace || c.kind == .projector
+        for (flag, given) in [("--rank-k", rankK != nil), ("--coords", coords != nil)] where given && !subspaceLike {
+            throw ValidationError("\(flag) only applies with --codec subspace or projector (the codec is \(c.kind.rawValue))")
         }
-        if codec != .topk, topkFraction != nil { throw ValidationError("--topk-fraction only applies with --codec topk") }
-        return CodecSpec(kind: codec, rankK: rankK, mode: subspaceMode, coords: coords ?? .fp32, topkFraction: topkFraction)
+        if subspaceMode != nil && c.kind != .subspace { throw ValidationError("--subspace-mode only applies with --codec subspace (the codec is \(c.kind.rawValue))") }
+        if c.kind != .topk, topkFraction != nil { throw ValidationError("--topk-fraction only applies with --codec topk") }
+        if let k = rankK { c.rankK = k }
+        if let m = subspaceMode { c.mode = m }
+        if let f = coords { c.coords = f }
+        if let f = topkFraction { c.topkFraction = f }
+        return c
     }
 }

@@ -44,34 +44,6 @@ enum RunInfo {
     }
 }
 
-/// JSON Lines writer for `--log`; each record is one line, flushed as written.
-final class JSONLWriter {
-    private let handle: FileHandle
-    let path: String
-
-    /// Creates (or, with `append`, continues) the log at `path`.
-    init(path: String, append: Bool = false) throws {
-        self.path = path
-        let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if !(append && FileManager.default.fileExists(atPath: path)) {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw IOError(path: path, problem: "cannot create the log file (check the folder exists and is writable)")
-            }
-        }
-        handle = try FileHandle(forWritingTo: url)
-        if append { try handle.seekToEnd() }
-    }
-
-    func write(_ object: [String: Any]) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        data.append(0x0A)
-        try handle.write(contentsOf: data)
-    }
-
-    deinit { try? handle.close() }
-}
-
 /// A Codable value as a JSON object for the log.
 func jsonObject<T: Encodable>(_ v: T) -> Any {
     (try? JSONSerialization.jsonObject(with: JSONEncoder().encode(v))) ?? [:]

@@ -147,6 +147,16 @@ public final class StageModel {
         }
     }
 
+    /// The update every trainer applies once the global gradient norm is known — one
+    /// process and each pipeline stage alike: clip to `train.gradClip`, AdamW on the
+    /// Euclidean parameters, re-project (projected mode), step the manifold tensors.
+    public func applyUpdate(step: Int, globalNorm: Double, optimizer: AdamW, train: TrainConfig) {
+        let lr = train.schedule.lr(at: step)
+        optimizer.step(params: params, grads: grads, lr: lr, gradScale: AdamW.clipScale(globalNorm: globalNorm, maxNorm: train.gradClip))
+        enforceConstraint()
+        updateManifolds(step: step, lr: lr, optimizer: optimizer)
+    }
+
     /// How the manifold tensors (adaptive U, projectors) train; nil when they stay fixed.
     public var manifoldTraining: ManifoldTraining? { config.subspace?.adaptive ?? config.projector?.training }
 

@@ -46,12 +46,8 @@ public final class LocalTrainer {
         }
         model.projectGradients()
         let norm = model.gradSumSquares().squareRoot()
-        let lr = train.schedule.lr(at: step)
-        optimizer.step(params: model.params, grads: model.grads, lr: lr,
-                       gradScale: AdamW.clipScale(globalNorm: norm, maxNorm: train.gradClip))
-        model.enforceConstraint()
-        model.updateManifolds(step: step, lr: lr, optimizer: optimizer)
-        return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm, lr: lr)
+        model.applyUpdate(step: step, globalNorm: norm, optimizer: optimizer, train: train)
+        return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm, lr: train.schedule.lr(at: step))
     }
 
     /// Mean loss over `batches` without touching gradients or weights.

@@ -1,0 +1,279 @@
+// The run loop as a library type (torchtitan's Trainer): the start-up every rank goes through
+// (all ranks agree on their settings, per-node choices are made once, rank 0 loads the data),
+// the step loop with evaluation, checkpoint and stop cadence, and the stage set-up. It runs
+// over any StageLink, so XCTest drives it with in-memory ranks; the CLI only builds the
+// settings from flags and prints what it reports.
+import Foundation
+import ProtoCore
+import ProtoData
+import ProtoPipeline
+
+/// The emulator clock a run asks for; `auto` is resolved once for the whole job.
+public enum ClockRequest: String, CaseIterable, Codable, Sendable { case auto, virtual, sleep }
+
+/// Everything a run's ranks must agree on, as parsed from each rank's command line.
+public struct RunSettings: Codable, Equatable, Sendable {
+    /// The model shape before a codec applies; the vocabulary comes from the tokenizer.
+    public var model: ModelConfig
+    /// --vocab-size when given (it must match the tokenizer).
+    public var vocabSize: Int?
+    public var train: TrainConfig
+    public var split: [Int]?
+    public var schedule: ScheduleKind
+    public var clock: ClockRequest
+    /// Validation micro-batches (rounded up to whole groups of M).
+    public var evalBatches: Int
+    public var data: String
+    public var threads: Int
+    /// Command-specific settings every rank must share (codec words, links, checkpoint flags).
+    public var extra: [String]
+    public init(model: ModelConfig, vocabSize: Int?, train: TrainConfig, split: [Int]?, schedule: ScheduleKind,
+                clock: ClockRequest, evalBatches: Int, data: String, threads: Int, extra: [String]) {
+        self.model = model; self.vocabSize = vocabSize; self.train = train; self.split = split; self.schedule = schedule
+        self.clock = clock; self.evalBatches = evalBatches; self.data = data; self.threads = threads; self.extra = extra
+    }
+}
+
+/// What rank 0 loads: the training data (a loader per run of the data order), the fixed
+/// validation slice, the tokenizer and the data's identity for checkpoints.
+public struct LoadedData {
+    public var makeTrainLoader: () throws -> DataLoader
+    public var trainTokens: Int
+    public var trainWindows: Int
+    public var valBatches: [Microbatch]
+    public var tokenizer: Tokenizer
+    public var identity: DataIdentity
+
+    /// Loads `dir` for a model of `cfg` and `tc`, with `valMicrobatches` of validation.
+    public static func load(_ dir: String, cfg: ModelConfig, vocabSize: Int?, tc: TrainConfig, valMicrobatches: Int) throws -> LoadedData {
+        try PreparedData.check(dir)
+        let url = URL(fileURLWithPath: dir)
+        let tokenizer = try Tokenizer.load(from: url.appendingPathComponent("tokenizer.json"))
+        if let v = vocabSize, v != tokenizer.vocabSize {
+            throw ConfigError.invalid(field: "vocab-size", reason: "\(v) disagrees with \(dir)/tokenizer.json (\(tokenizer.vocabSize)); drop the flag or re-run prepare")
+        }
+        let trainShards = try Shard.list(in: url, split: "train")
+        let make = {
+            try DataLoader(shards: trainShards, vocabSize: tokenizer.vocabSize, seqLen: cfg.seqLen,
+                           batchSize: tc.batchSize, seed: tc.dataSeed, shuffle: true)
+        }
+        let first = try make()
+        let val = try DataLoader(shards: Shard.list(in: url, split: "val"), vocabSize: tokenizer.vocabSize,
+                                 seqLen: cfg.seqLen, batchSize: tc.batchSize, seed: 0, shuffle: false)
+        let vb = val.fixedBatches(valMicrobatches)
+        guard vb.count == valMicrobatches else {
+            throw DataError.tooSmall(path: dir, problem: "its validation data has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(valMicrobatches) needed; lower --eval-batches or --batch-size")
+        }
+        let tokBytes = try Data(contentsOf: url.appendingPathComponent("tokenizer.json"))
+        let shardIDs = trainShards.map { u -> String in
+            let size = (try? FileManager.default.attributesOfItem(atPath: u.path)[.size] as? NSNumber)?.intValue ?? -1
+            return "\(u.lastPathComponent):\(size)"
+        }
+        return LoadedData(makeTrainLoader: make, trainTokens: first.tokenCount, trainWindows: first.windowCount, valBatches: vb,
+                          tokenizer: tokenizer, identity: DataIdentity(shards: shardIDs, tokenizerSHA256: Digest.sha256(tokBytes)))
+    }
+}
+
+/// SIGTERM (Slurm's time limit, preemption) and SIGUSR1 (`sbatch --signal=B:USR1@T`, forwarded
+/// by the job script) ask for a checkpoint and a clean stop at the end of the current step.
+public enum StopSignal {
+    /// The signal that asked the run to stop (0: none). Written by the handler only.
+    nonisolated(unsafe) public static var pending: Int32 = 0
+    public static func install() {
+        for sig in [SIGTERM, SIGUSR1] { signal(sig) { s in StopSignal.pending = s } }
+    }
+}
+
+/// The run stopped on a signal after writing a checkpoint; exit status 75 (EX_TEMPFAIL)
+/// tells a job script to requeue.
+public struct StoppedBySignal: Error, CustomStringConvertible {
+    public var signal: Int32
+    public var step: Int
+    public var description: String { "stopped by signal \(signal) after step \(step); checkpoint written — rerun with --resume to continue" }
+}
+
+/// An error on one rank during a step: which rank, which step (1-based), what failed.
+public struct StepFailure: Error, CustomStringConvertible {
+    public var rank: Int
+    public var step: Int
+    public var underlying: Error
+    public var description: String { "step \(step): \(underlying)" }
+}
+
+public final class TrainingRun {
+    public let link: StageLink
+    public var rank: Int { link.rank }
+    public var size: Int { link.size }
+    public let settings: RunSettings
+    public let tc: TrainConfig
+    /// The model shape before a codec applies (vocabulary from the tokenizer).
+    public let base: ModelConfig
+    public let split: [Int]
+    /// Rank 0 only.
+    public let data: LoadedData?
+    public let evalChunks: Int
+    /// The clock every rank uses (auto resolved once for the whole job).
+    public let clock: ClockMode
+
+    /// Start-up, on every rank. `check` validates what depends on the model shape and split
+    /// (codecs, links) the same way on every rank. Any failure stops every rank together with
+    /// rank 0's message (`ReportedStartupError`). `localRanks`/`cores` describe this rank's node.
+    public init(link: StageLink, settings: RunSettings, localRanks: Int, cores: Int,
+                check: (ModelConfig, [Int]) throws -> Void) throws {
+        self.link = link
+        self.settings = settings
+        let rank = link.rank
+        // 1. Every rank was started with the same settings: rank 0's are sent to all, and any
+        //    rank that differs says in which.
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        let mine = try enc.encode(settings)
+        let reference = try link.broadcastData(rank == 0 ? mine : nil, root: 0)
+        var problem: String?
+        if reference != mine {
+            let a = (try? JSONSerialization.jsonObject(with: reference)) as? [String: Any] ?? [:]
+            let b = (try? JSONSerialization.jsonObject(with: mine)) as? [String: Any] ?? [:]
+            let keys = Set(a.keys).union(b.keys).filter { k in
+                !(((a[k]).map { "\($0)" } ?? "") == ((b[k]).map { "\($0)" } ?? ""))
+            }.sorted()
+            problem = "rank \(rank) was started with other settings than rank 0 (\(keys.isEmpty ? "settings" : keys.joined(separator: ", ")) differ); give every rank the same flags"
+        }
+        try Self.agree(link, problem, everyRankSays: true)
+        tc = settings.train
+        // 2. Per-node choices, made once: the clock is virtual if any node has more ranks than cores.
+        switch settings.clock {
+        case .virtual: clock = .virtual
+        case .sleep: clock = .sleep
+        case .auto: clock = try link.allreduceMax([localRanks > cores ? 1 : 0])[0] != 0 ? .virtual : .sleep
+        }
+        // 3. Rank 0 loads the data; everyone learns the vocabulary from it.
+        var cfg = settings.model
+        evalChunks = (settings.evalBatches + tc.microbatches - 1) / tc.microbatches
+        var loaded: LoadedData?
+        problem = nil
+        if rank == 0 {
+            do { loaded = try LoadedData.load(settings.data, cfg: cfg, vocabSize: settings.vocabSize, tc: tc, valMicrobatches: evalChunks * tc.microbatches) }
+            catch { problem = "\(error)" }
+        }
+        try Self.agree(link, problem, everyRankSays: false)
+        cfg.vocabSize = Int(try link.allreduceMax([Double(loaded?.tokenizer.vocabSize ?? 0)])[0])
+        // 4. Shape checks every rank makes identically.
+        var split: [Int] = []
+        problem = nil
+        do {
+            try cfg.validate()
+            split = try settings.split ?? StageSpec.evenSplit(nLayer: cfg.nLayer, stages: link.size)
+            guard split.count == link.size else {
+                throw ConfigError.invalid(field: "split", reason: "\(split.map(String.init).joined(separator: ",")) has \(split.count) stages but \(link.size) ranks are running; give one layer count per rank (or change -np)")
+            }
+            _ = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+            try check(cfg, split)
+        } catch { problem = "\(error)" }
+        try Self.agree(link, problem, everyRankSays: false)
+        self.split = split
+        base = cfg
+        data = loaded
+    }
+
+    /// A fresh pipeline stage for this rank with `spec` on the wire, following `links`, and the
+    /// trainer over it. Checks that every rank rebuilt the same E_fixed and U from the seed.
+    public func makeTrainer(spec: CodecSpec, links: [LinkModel]) throws -> (DistributedTrainer, ModelConfig) {
+        var cfg = base
+        try spec.apply(to: &cfg, split: split)
+        let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+        let sched = PipelineSchedule(kind: settings.schedule, stages: size, microbatches: tc.microbatches)
+        try link.barrier()  // a shared epoch for the sleep clock
+        let time = EmulatedTime(mode: clock, links: links, epoch: Clock.wall())
+        let stage = PipelineStage(config: cfg, stage: specs[rank], train: tc, schedule: sched,
+                                  makeCodec: { spec.makeCodec(model: $0) }, comm: StageComm(link: link, stage: rank, stages: size), time: time)
+        // E_fixed and the seeded bases come from each node's own arithmetic: they must agree.
+        var digest = ""
+        if let f = stage.model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
+        for t in stage.model.manifoldTensors {
+            var seeded = [Float](repeating: 0, count: t.count)
+            Basis.seed(&seeded, d: t.shape[0], k: t.shape[1], seed: cfg.seed, name: t.name)
+            digest += seeded.withUnsafeBytes { Digest.sha256($0) }
+        }
+        if let u = stage.model.subspace, cfg.subspace?.adaptive == nil {
+            digest += Digest.sha256(UnsafeRawBufferPointer(start: u.basis.ptr, count: 4 * u.d * u.k))
+        }
+        let all = try link.gatherData(Data(digest.utf8), root: 0)
+        let differing = all?.enumerated().filter { $0.element != all![0] }.map(\.offset) ?? []
+        try Self.agree(link, differing.isEmpty ? nil : "ranks \(differing.map(String.init).joined(separator: ", ")) rebuilt a different E_fixed or U from the seed than rank 0 (different CPU arithmetic or protomodel build); run every rank with the same build on the same kind of CPU", everyRankSays: false)
+        return (DistributedTrainer(stage: stage, split: split), cfg)
+    }
+
+    /// Trains steps `startStep..<steps` (data order from the seed, restored to `position`
+    /// when resuming). `beforeStep` runs on every rank before each step (test hooks);
+    /// `onStep` sees every step's report and validation loss (rank 0). With `checkpoints`,
+    /// writes one every `checkpointEvery` steps, at the end, and when a stop signal arrives
+    /// (then throws `StoppedBySignal`). Returns the last validation loss (rank 0).
+    @discardableResult
+    public func run(_ trainer: DistributedTrainer, steps: Int, evalEvery: Int, startStep: Int = 0,
+                    position: DataLoader.Position? = nil, checkpoints: CheckpointManager? = nil, checkpointEvery: Int = 0,
+                    beforeStep: (Int) throws -> Void = { _ in },
+                    onCheckpoint: (Int, URL) throws -> Void = { _, _ in },
+                    onStep: (Int, StepReport, Float?) throws -> Void) throws -> Float? {
+        let loader = try data?.makeTrainLoader()
+        if let position { try loader?.restore(checked: position) }
+        var lastVal: Float?
+        for step in startStep..<steps {
+            try beforeStep(step + 1)
+            let batches = loader.map { l in (0..<tc.microbatches).map { _ in l.next() } }
+            let report: StepReport?
+            do { report = try trainer.step(step, batches: batches) } catch {
+                throw StepFailure(rank: rank, step: step + 1, underlying: error)
+            }
+            var val: Float?
+            if step == steps - 1 || (evalEvery > 0 && (step + 1) % evalEvery == 0) {
+                do { val = try trainer.evaluate(data?.valBatches, chunks: evalChunks) } catch {
+                    throw StepFailure(rank: rank, step: step + 1, underlying: error)
+                }
+                lastVal = val ?? lastVal
+            }
+            if let r = report {
+                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: size - 1, step: step + 1, microbatch: nil) }
+                try onStep(step, r, val)
+            }
+            if let checkpoints {
+                // One scalar all-reduce: a signal seen by any rank stops every rank at this step.
+                let stop = Int32(try link.allreduceMax([Double(StopSignal.pending)])[0])
+                if stop != 0 || (checkpointEvery > 0 && ((step + 1) % checkpointEvery == 0 || step + 1 == steps)) {
+                    let dir = try checkpoints.write(trainer.stage, stepsDone: step + 1, position: loader?.position)
+                    try onCheckpoint(step + 1, dir)
+                }
+                if stop != 0 { throw StoppedBySignal(signal: stop, step: step + 1) }
+            }
+        }
+        return lastVal
+    }
+
+    public var tokensPerStep: Int { tc.microbatches * tc.batchSize * base.seqLen }
+
+    /// Tokens crossing all boundaries per step (to turn bytes into bytes/token), and the
+    /// bytes a dense fp32 wire would carry for the same messages (the compression baseline).
+    public func wireBaseline(_ cfg: ModelConfig) -> (tokens: Double, denseBytes: Double) {
+        let boundaries = max(0, size - 1)
+        let message = WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel
+        return (Double(tokensPerStep * max(1, boundaries)), Double(tc.microbatches * boundaries * message))
+    }
+
+    /// Every rank fails together when `problem` is set: on rank 0 (`everyRankSays` false: only
+    /// rank 0 can have one) or on any rank (the first one's message is reported by rank 0).
+    public static func agree(_ link: StageLink, _ problem: String?, everyRankSays: Bool) throws {
+        if everyRankSays {
+            let reports = try link.gatherData(Data((problem ?? "").utf8), root: 0)
+            let first = reports?.map { String(decoding: $0, as: UTF8.self) }.first { !$0.isEmpty }
+            let verdict = try link.broadcastData(link.rank == 0 ? Data((first ?? "").utf8) : nil, root: 0)
+            if !verdict.isEmpty { throw ReportedStartupError(link.rank == 0 ? String(decoding: verdict, as: UTF8.self) : nil) }
+            return
+        }
+        let bad = try link.allreduceMax([problem == nil ? 0 : 1])[0]
+        if bad != 0 { throw ReportedStartupError(link.rank == 0 ? problem : nil) }
+    }
+}
+
+/// A check every rank makes identically: if it fails, all ranks fail together and rank 0
+/// alone says why.
+public func agreedCheck<T>(rank: Int, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch { throw ReportedStartupError(rank == 0 ? "\(error)" : nil) }
+}

@@ -1,0 +1,189 @@
+// The run loop with in-memory ranks (one thread each): start-up agreement, checkpoints with
+// fallback past damage, the fresh-run guard, a stop signal mid-run, a rank that stops
+// answering, and the typed log records.
+import XCTest
+import ProtoCore
+import ProtoData
+@testable import ProtoPipeline
+@testable import ProtoTrain
+
+final class TrainingRunTests: XCTestCase {
+    static var dataDir: URL = {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pm-train-tests-\(getpid())")
+        try? FileManager.default.removeItem(at: dir)
+        try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let words = ["the", "and", "of", "LORD", "said", "unto", "him", "shall", "be", "in", "God", "land", "king", "house"]
+        var s = "", x: UInt64 = 7
+        for l in 0..<2400 {
+            s += "\(l % 30 + 1) "
+            for _ in 0..<(5 + l % 7) { x = x &* 6364136223846793005 &+ 1442695040888963407; s += words[Int(x >> 33) % words.count] + " " }
+            s += "end.\n"
+        }
+        try! Data(s.utf8).write(to: dir.appendingPathComponent("corpus.txt"))
+        _ = try! DatasetBuilder.build(input: dir.appendingPathComponent("corpus.txt").path, out: dir.appendingPathComponent("data").path,
+                                      vocabSize: 300, valEvery: 10, shardTokens: 1 << 20)
+        return dir
+    }()
+
+    var work: URL!
+    override func setUpWithError() throws {
+        work = FileManager.default.temporaryDirectory.appendingPathComponent("pm-run-\(UUID().uuidString)")
+    }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: work)
+        StopSignal.pending = 0
+    }
+
+    func settings(steps: Int = 4, threads: Int = 1, data: String? = nil) throws -> RunSettings {
+        var cfg = try ModelConfig.preset("tiny")
+        cfg.nLayer = 2
+        var tc = TrainConfig()
+        tc.batchSize = 2; tc.microbatches = 2; tc.steps = steps
+        tc.schedule = LRSchedule(maxLR: 1e-2, minLR: 1e-3, warmupSteps: 1, totalSteps: steps)
+        return RunSettings(model: cfg, vocabSize: nil, train: tc, split: nil, schedule: .oneFOneB, clock: .virtual, evalBatches: 2,
+                           data: data ?? Self.dataDir.appendingPathComponent("data").path, threads: threads, extra: ["dense"])
+    }
+
+    /// Runs `body(rank, link)` on `ranks` in-memory ranks; returns each rank's error (nil: none).
+    func onRanks(_ ranks: Int = 2, timeout: Double = 20, _ body: @escaping @Sendable (Int, InMemoryLink) throws -> Void) -> [Error?] {
+        let hub = InMemoryHub(size: ranks)
+        hub.timeout = timeout
+        let links = hub.links()
+        nonisolated(unsafe) var errors = [Error?](repeating: nil, count: ranks)
+        let lock = NSLock()
+        try? runOnThreads(ranks) { r in
+            do { try body(r, links[r]) } catch { lock.lock(); errors[r] = error; lock.unlock() }
+        }
+        return errors
+    }
+
+    /// Trains `steps` on every rank with checkpoints in `root`; returns rank 0's per-step losses.
+    func train(_ s: RunSettings, root: URL, every: Int, resume: Bool = false, steps: Int? = nil,
+               beforeStep: @escaping @Sendable (Int, Int) throws -> Void = { _, _ in }) -> (losses: [Int: Float], errors: [Error?], notes: [String]) {
+        nonisolated(unsafe) var losses: [Int: Float] = [:]
+        nonisolated(unsafe) var notes: [String] = []
+        let errors = onRanks { r, link in
+            let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
+            let (trainer, cfg) = try run.makeTrainer(spec: CodecSpec(), links: [.off])
+            let id = CheckpointIdentity(worldSize: 2, split: run.split, model: cfg, codec: "dense", schedule: "1f1b", batchSize: 2,
+                                        microbatches: 2, totalSteps: s.train.steps, dataSeed: s.train.dataSeed, data: run.data?.identity)
+            let m = CheckpointManager(root: root, keep: 5, identity: id, link: link)
+            var start = 0
+            var position: DataLoader.Position?
+            if resume {
+                let res = try m.resume(trainer.stage, resumeNewData: false, windows: run.data?.trainWindows)
+                (start, position) = (res.step, res.position)
+                if r == 0 { notes = res.notes }
+            } else {
+                try m.requireFresh()
+            }
+            try run.run(trainer, steps: s.train.steps, evalEvery: 0, startStep: start, position: position, checkpoints: m,
+                        checkpointEvery: every, beforeStep: { try beforeStep(r, $0) }) { step, report, _ in losses[step + 1] = report.loss }
+        }
+        return (losses, errors, notes)
+    }
+
+    func testResumeFallsBackPastADamagedCheckpoint() throws {
+        let s = try settings(steps: 6)
+        let full = train(s, root: work.appendingPathComponent("a"), every: 2)
+        XCTAssert(full.errors.allSatisfy { $0 == nil }, "\(full.errors)")
+        XCTAssertEqual(full.losses.count, 6)
+        let root = work.appendingPathComponent("b")
+        let first = train(s, root: root, every: 2) { _, step in if step == 5 { throw CheckpointError("simulated crash at step 5") } }
+        XCTAssertNotNil(first.errors[0] ?? first.errors[1], "the crash stops the run")
+        XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [2, 4])
+        // Damage the newest checkpoint: resume says so and continues from step 2.
+        let stageFile = Checkpoint.stepDirectory(root, step: 4).appendingPathComponent(Checkpoint.stageFileName(rank: 1))
+        var bytes = try Data(contentsOf: stageFile)
+        bytes[200] ^= 0x40
+        try bytes.write(to: stageFile)
+        let resumed = train(s, root: root, every: 2, resume: true)
+        XCTAssert(resumed.errors.allSatisfy { $0 == nil }, "\(resumed.errors)")
+        XCTAssertEqual(resumed.notes.count, 1)
+        XCTAssert(resumed.notes[0].contains("step 4 is damaged") && resumed.notes[0].contains("rank 1"), resumed.notes[0])
+        XCTAssertEqual(resumed.losses.keys.sorted(), [3, 4, 5, 6], "resumed after step 2")
+        for s in 3...6 { XCTAssertEqual(resumed.losses[s], full.losses[s], "step \(s) equals the uninterrupted run") }
+    }
+
+    func testFreshRunRefusesAFolderWithCheckpoints() throws {
+        let s = try settings(steps: 2)
+        let root = work.appendingPathComponent("c")
+        XCTAssert(train(s, root: root, every: 2).errors.allSatisfy { $0 == nil })
+        let again = train(s, root: root, every: 2)
+        let message = (again.errors[0] as? ReportedStartupError)?.message ?? ""
+        XCTAssert(message.contains("already holds checkpoints") && message.contains("--resume"), message)
+        XCTAssertNotNil(again.errors[1], "every rank stops")
+        XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [2], "nothing of the earlier run was touched")
+    }
+
+    func testStopSignalCheckpointsAndStopsEveryRank() throws {
+        let s = try settings(steps: 6)
+        let root = work.appendingPathComponent("d")
+        // The signal reaches rank 1 only, during step 3: every rank stops after step 3.
+        let r = train(s, root: root, every: 0) { rank, step in if rank == 1 && step == 3 { StopSignal.pending = SIGUSR1 } }
+        for e in r.errors { XCTAssertEqual((e as? StoppedBySignal)?.step, 3, "\(String(describing: e))") }
+        XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [3])
+    }
+
+    func testSettingsMustAgree() throws {
+        let a = try settings(), b = try settings(threads: 2)
+        let errors = onRanks { r, link in _ = try TrainingRun(link: link, settings: r == 0 ? a : b, localRanks: 1, cores: 2) { _, _ in } }
+        let m = (errors[0] as? ReportedStartupError)?.message ?? ""
+        XCTAssert(m.contains("rank 1") && m.contains("threads"), m)
+        XCTAssert(errors[1] is ReportedStartupError)
+        // Missing data: rank 0 names the folder and the command that makes it; every rank stops.
+        let c = try settings(data: work.appendingPathComponent("nowhere").path)
+        let e2 = onRanks { _, link in _ = try TrainingRun(link: link, settings: c, localRanks: 1, cores: 2) { _, _ in } }
+        let m2 = (e2[0] as? ReportedStartupError)?.message ?? ""
+        XCTAssert(m2.contains("nowhere") && m2.contains("protomodel prepare"), m2)
+        XCTAssertNotNil(e2[1])
+    }
+
+    func testClockAutoIsOneChoiceForTheJob() throws {
+        var s = try settings(steps: 1)
+        s.clock = .auto
+        nonisolated(unsafe) var clocks = [ClockMode?](repeating: nil, count: 2)
+        // Rank 1's node is oversubscribed, rank 0's is not: both take the virtual clock.
+        let errors = onRanks { r, link in
+            clocks[r] = try TrainingRun(link: link, settings: s, localRanks: r == 0 ? 1 : 4, cores: 2) { _, _ in }.clock
+        }
+        XCTAssert(errors.allSatisfy { $0 == nil })
+        XCTAssertEqual(clocks, [.virtual, .virtual])
+    }
+
+    func testAStoppedRankEndsTheOthersWithinTheTimeout() throws {
+        let s = try settings(steps: 4)
+        let t0 = Date()
+        let r = onRanks(timeout: 1.5) { rank, link in
+            let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
+            let (trainer, _) = try run.makeTrainer(spec: CodecSpec(), links: [.off])
+            try run.run(trainer, steps: 4, evalEvery: 0, beforeStep: { step in if rank == 1 && step == 2 { Thread.sleep(forTimeInterval: 4) } }) { _, _, _ in }
+        }
+        let message = "\(r[0].map { "\($0)" } ?? "")"
+        XCTAssert(message.contains("step 2") && message.contains("waited") && message.contains("rank 1"), message)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 12, "no hang")
+        // Collectives time out the same way.
+        let c = onRanks(timeout: 1) { rank, link in if rank == 0 { _ = try link.allreduceSum([1]) } }
+        XCTAssert("\(c[0].map { "\($0)" } ?? "")".contains("collective"), "\(String(describing: c[0]))")
+    }
+
+    func testStepRecordIsTheDocumentedSchema() throws {
+        var m = StageStepMetrics()
+        m.lossSum = 2; m.bytesSentForward = 100; m.bytesSentSync = 8
+        m.timing = [LinkTiming()]
+        let e = EmulatedStep(link: .off, clock: .virtual, stepSeconds: 0.5, computeShare: 0.5, linkWaitShare: 0.25, bubbleShare: 0.25,
+                             perRank: [(0.25, 0.125, 0.125)])
+        var report = StepReport(step: 0, loss: .nan, lr: 1e-3, gradNorm: 1, stepSeconds: 0.5, stages: [m])
+        report.emulated = [e]
+        let rec = StepRecord(report, step: 1, tokens: 100, perBoundary: 100, denseBytes: 400, emulatedTotal: 0.5, val: 2.5)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(rec)) as! [String: Any]
+        for key in ["step", "lr", "grad_norm", "step_time_s", "tokens_per_s", "step_time_emulated_s", "link_wait_share",
+                    "bytes_per_token_fwd", "compression_fwd", "wire_rel_error_fwd", "val_loss", "stages", "bytes_sync"] {
+            XCTAssertNotNil(json[key], "\(key) is in the record")
+        }
+        XCTAssertNil(json["loss"], "a non-finite loss is written as null (left out), never as NaN")
+        XCTAssertEqual(json["step"] as? Int, 1)
+        XCTAssertEqual(json["compression_fwd"] as? Double, 4)
+        XCTAssertEqual((json["stages"] as? [[String: Any]])?.first?["sync_bytes"] as? Double, 8)
+    }
+}
