@@ -102,7 +102,33 @@ grep -q "resume-new-data: continuing" "$OUT/resume-new-data.out" && echo "mpi-ch
 expect_error resume-mismatch "world size: checkpoint has 4, this run has 2" 2 "${common[@]}" --steps 6 --out "$OUT/resume" --resume
 stage=$(ls -d "$OUT"/resume/checkpoints/step_* | tail -1)/stage_001.bin
 head -c 1000 "$stage" > "$stage.cut" && mv "$stage.cut" "$stage"
-expect_error resume-truncated "truncated" 4 "${common[@]}" --out "$OUT/resume" --resume
+# A damaged newest checkpoint: resume says so and falls back to the one before it.
+run 4 resume-truncated "${common[@]}" --out "$OUT/resume" --resume
+if grep -q "truncated" "$OUT/resume-truncated.out" && grep -q "trying the one before it" "$OUT/resume-truncated.out" \
+   && grep -q "resumed after step 3" "$OUT/resume-truncated.out"; then
+  echo "mpi-checks: ok   resume past a truncated checkpoint: $(grep -m1 -o 'checkpoint step [0-9]* is damaged' "$OUT/resume-truncated.out"), resumed after step 3"
+else
+  echo "mpi-checks: FAIL resume past a truncated checkpoint" >&2; cat "$OUT/resume-truncated.out" >&2; fail=1
+fi
+
+# A stopped rank (SIGSTOP: a hung node) ends the whole job within --recv-timeout + a few
+# seconds, naming the rank and what was waited for; nothing keeps running.
+t0=$SECONDS
+timeout 120 mpirun --oversubscribe -np 3 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+  --eval-every 0 --eval-batches 4 --preset small --n-layer 3 --steps 400 --batch-size 2 --microbatches 4 --recv-timeout 5 \
+  --out "$OUT/stopped" > "$OUT/stopped.out" 2>&1 &
+mpid=$!
+for _ in $(seq 1 60); do grep -q "^step     3/" "$OUT/stopped.out" 2>/dev/null && break; sleep 0.5; done
+victim=$(pgrep -f -- "--out $OUT/stopped" | while read -r p; do [ "$(ps -o comm= -p "$p")" = protomodel ] && echo "$p"; done | tail -1)
+t1=$SECONDS
+kill -STOP "$victim" 2>/dev/null || true
+rc=0; wait $mpid || rc=$?
+kill -KILL "$victim" 2>/dev/null || true
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $((SECONDS - t1)) -le 25 ] && grep -q "waited 5 s" "$OUT/stopped.out"; then
+  echo "mpi-checks: ok   stopped rank: job ended $((SECONDS - t1)) s after SIGSTOP: $(grep -m1 -o 'rank [0-9]*: waited 5 s for [^;]*' "$OUT/stopped.out")"
+else
+  echo "mpi-checks: FAIL stopped rank: exit $rc $((SECONDS - t1)) s after SIGSTOP (124 = hung)" >&2; tail -20 "$OUT/stopped.out" >&2; fail=1
+fi
 
 # Non-finite gradients stop the run with the step and stage named, or are skipped.
 expect_error nonfinite "non-finite gradient norm" 4 "${common[@]}" --debug-nan-at 1:2

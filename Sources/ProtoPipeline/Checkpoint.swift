@@ -142,7 +142,7 @@ public enum Checkpoint {
     public static func readStage(_ stage: PipelineStage, rank: Int, from dir: URL, expected: CheckpointFile) throws {
         let url = dir.appendingPathComponent(stageFileName(rank: rank))
         func bad(_ why: String) -> CheckpointError {
-            CheckpointError("\(url.path): \(why) — the checkpoint is damaged; remove \(dir.path) to resume from the one before it")
+            CheckpointError("\(url.path): \(why)")
         }
         // Sizes first (from the file system and the model), so nothing is read or allocated
         // beyond what this stage needs.
