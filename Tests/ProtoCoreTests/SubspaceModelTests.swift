@@ -63,6 +63,43 @@ final class SubspaceModelTests: XCTestCase {
         checkWholeModelGradients(pc, seed: 9, label: "projector ")
     }
 
+    func testSublayerNormGradientsInEveryModel() throws {
+        // Gain-free RMSNorm on sublayer outputs: dense, both subspace modes, an adaptive U
+        // (dU through the normed coordinates) and projectors, against finite differences. A
+        // normed write is scale-invariant in its weights and strongly curved where they are
+        // small, so the differences take a smaller step (1e-3) than the other checks.
+        var dense = try ModelConfig.preset("tiny")
+        dense.initStd = 0.2; dense.nLayer = 3; dense.sublayerNorm = true
+        checkWholeModelGradients(dense, seed: 10, label: "dense+norm ", eps: 1e-3)
+        for mode in SubspaceMode.allCases {
+            var c = try subspaceConfig(mode)
+            c.sublayerNorm = true
+            checkWholeModelGradients(c, seed: 11, label: "\(mode)+norm ", eps: 1e-3)
+        }
+        var a = try subspaceConfig(.reparam)
+        a.sublayerNorm = true; a.subspace!.adaptive = ManifoldTraining()
+        checkWholeModelGradients(a, seed: 12, label: "adaptive+norm ", eps: 1e-3)
+        var p = dense
+        p.projector = ProjectorConfig(rank: 4, boundaries: [0, 1])
+        checkWholeModelGradients(p, seed: 13, label: "projector+norm ", eps: 1e-3)
+    }
+
+    func testSublayerNormNormalisesEveryWrite() throws {
+        // With the norm on, every sublayer adds a write of RMS 1 (over d) to the residual.
+        var cfg = try subspaceConfig(.reparam)
+        cfg.sublayerNorm = true
+        let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 1)
+        let N = cfg.seqLen
+        let ids = (0..<N).map { Int32($0 % cfg.vocabSize) }
+        _ = model.forward(slot: 0, ids: ids, targets: ids)
+        let la = model.slots[0].layers[0], C = cfg.dModel
+        for i in 0..<N {
+            var ss = 0.0
+            for c in 0..<C { let d = Double(la.res1[i * C + c]) - Double(model.slots[0].input[i * C + c]); ss += d * d }
+            XCTAssertEqual((ss / Double(C)).squareRoot(), 1, accuracy: 1e-2, "token \(i): the attention write has RMS 1 (up to the norm's eps)")
+        }
+    }
+
     func testTrainingKeepsWeightsInTheSubspace() throws {
         for mode in SubspaceMode.allCases {
             var cfg = try subspaceConfig(mode)

@@ -59,7 +59,7 @@ func zeros(_ n: Int) -> FloatBuffer { FloatBuffer(count: n) }
 
 /// Finite differences against the analytic gradient of every tensor of a whole model on
 /// one random batch of 2 rows.
-func checkWholeModelGradients(_ cfg: ModelConfig, seed: UInt64, label: String = "",
+func checkWholeModelGradients(_ cfg: ModelConfig, seed: UInt64, label: String = "", eps: Float = 1e-2,
                               file: StaticString = #filePath, line: UInt = #line) {
     let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
     let N = 2 * cfg.seqLen
@@ -74,7 +74,7 @@ func checkWholeModelGradients(_ cfg: ModelConfig, seed: UInt64, label: String = 
     for t in model.layout.tensors {
         analytic.withUnsafeBufferPointer {
             checkGradient(label + t.name, x: model.params.ptr + t.offset, analytic: $0.baseAddress! + t.offset,
-                          count: t.count, samples: 3, eps: 1e-2, rtol: 5e-2, file: file, line: line, f: loss)
+                          count: t.count, samples: 3, eps: eps, rtol: 5e-2, file: file, line: line, f: loss)
         }
     }
 }

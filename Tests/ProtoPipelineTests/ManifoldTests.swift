@@ -18,9 +18,10 @@ final class ManifoldTests: XCTestCase {
     /// Step 0's gradients of every tensor, one process vs the pipeline (after the pipeline
     /// has added the parts of shared bases): equal to float round-off.
     func testFirstStepGradientsMatchOneProcess() throws {
-        for word in ["subspace:4:adaptive", "projector:4"] {
+        for word in ["subspace:4:adaptive", "projector:4", "subspace:4:adaptive+norm", "subspace:4+norm", "projector:4+norm"] {
             for split in [[1, 3], [1, 1, 1, 1], [2, 2]] {
-                var (cfg, tc, spec) = try config(word, split: split)
+                var (cfg, tc, spec) = try config(word.replacingOccurrences(of: "+norm", with: ""), split: split)
+                cfg.sublayerNorm = word.hasSuffix("+norm")
                 tc.schedule = LRSchedule(maxLR: 1e-12, minLR: 1e-12, warmupSteps: 1, totalSteps: 6)  // gradients, no movement
                 let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 1, seed: 11)
                 let local = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: tc.batchSize), train: tc)

@@ -14,8 +14,10 @@ struct LayerActs {
     var fch: UnsafeMutablePointer<Float>      // (N, H) MLP pre-activation
     var fca: UnsafeMutablePointer<Float>      // (N, H) relu²
     var res2: UnsafeMutablePointer<Float>     // (N, C) block output
-    var attnC: UnsafeMutablePointer<Float>?   // (N, k) coordinates of the W_O write (adaptive U)
-    var fcC: UnsafeMutablePointer<Float>?     // (N, k) coordinates of the W_2 write (adaptive U)
+    var attnC: UnsafeMutablePointer<Float>?   // (N, k or C) the W_O write before its norm (adaptive U, sublayer norm)
+    var fcC: UnsafeMutablePointer<Float>?     // (N, k or C) the W_2 write before its norm
+    var attnR: UnsafeMutablePointer<Float>?   // (N) 1/rms of the W_O write (sublayer norm)
+    var fcR: UnsafeMutablePointer<Float>?     // (N) 1/rms of the W_2 write
     var projC: UnsafeMutablePointer<Float>?   // (N, k) (res2 − E_fixed)·A when a projector follows
     var projOut: UnsafeMutablePointer<Float>? // (N, C) E_fixed + projC·Aᵀ, what the next block reads
     /// The residual stream after this block (and its projector, if any).
@@ -35,9 +37,13 @@ final class StageActivations {
     let ids: UnsafeMutablePointer<Int32>             // (N)
     let targets: UnsafeMutablePointer<Int32>         // (N)
 
-    /// Extra (N, k) coordinate buffers of a block: W_O and W_2 writes under an adaptive U.
-    static func coordinateSlots(_ c: ModelConfig, layer: Int) -> Int {
-        c.subspace?.adaptive != nil && c.isConstrained(layer: layer) ? 2 : 0
+    /// Width of a block's saved writes (W_O and W_2 outputs): 0 when nothing is saved, k for
+    /// subspace coordinates, C for dense writes. Saved when an adaptive U needs them for dU or
+    /// a sublayer norm for its backward.
+    static func writeWidth(_ c: ModelConfig, layer: Int) -> Int {
+        let coords = c.isConstrained(layer: layer) && c.subspace?.mode == .reparam
+        if c.normalizesSublayers { return coords ? c.subspace!.rank : c.dModel }
+        return c.subspace?.adaptive != nil && coords ? c.subspace!.rank : 0
     }
     static func hasProjector(_ c: ModelConfig, layer: Int) -> Bool { c.projector?.boundaries.contains(layer) ?? false }
 
@@ -46,7 +52,7 @@ final class StageActivations {
         let k = c.subspace?.rank ?? c.projector?.rank ?? 0
         let perLayer = 8 * N * C + 2 * N + B * c.nHead * T * T + 2 * N * H
         let extra = s.layers.reduce(0) { acc, l in
-            acc + coordinateSlots(c, layer: l) * N * k + (hasProjector(c, layer: l) ? N * k + N * C : 0)
+            acc + 2 * writeWidth(c, layer: l) * N + (c.normalizesSublayers ? 2 * N : 0) + (hasProjector(c, layer: l) ? N * k + N * C : 0)
         }
         let head = s.hasHead ? N * C + 3 * N + N * c.vocabSize : 0
         return N * C + s.layers.count * perLayer + extra + head
@@ -64,7 +70,9 @@ final class StageActivations {
                 att: a.take(B * c.nHead * T * T), atty: a.take(N * C), res1: a.take(N * C),
                 ln2: a.take(N * C), ln2Rstd: a.take(N), fch: a.take(N * H), fca: a.take(N * H),
                 res2: a.take(N * C))
-            if Self.coordinateSlots(c, layer: l) > 0 { la.attnC = a.take(N * k); la.fcC = a.take(N * k) }
+            let w = Self.writeWidth(c, layer: l)
+            if w > 0 { la.attnC = a.take(N * w); la.fcC = a.take(N * w) }
+            if c.normalizesSublayers { la.attnR = a.take(N); la.fcR = a.take(N) }
             if Self.hasProjector(c, layer: l) { la.projC = a.take(N * k); la.projOut = a.take(N * C) }
             layers.append(la)
         }

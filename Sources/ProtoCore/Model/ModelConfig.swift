@@ -26,6 +26,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var projector: ProjectorConfig? = nil
     /// Standard deviation of E_fixed (nil: initStd). The authors' entries draw it N(0, 1).
     public var fixedEmbeddingStd: Float? = nil
+    /// Gain-free RMSNorm on every sublayer output before it joins the residual stream
+    /// (the authors' production config; keeps writes in span(U)). nil/false: off.
+    public var sublayerNorm: Bool? = nil
+    public var normalizesSublayers: Bool { sublayerNorm ?? false }
 
     public init(vocabSize: Int, seqLen: Int, nLayer: Int, nHead: Int, dModel: Int,
                 mlpHidden: Int? = nil, seed: UInt64 = 1337) {

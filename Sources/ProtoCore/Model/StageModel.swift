@@ -351,40 +351,69 @@ public final class StageModel {
         ropeApply(a.qkv, rope, B, T, C, NH)
         attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
         a.res1.update(from: x, count: N * C)
-        residualProject(a.res1, a.atty, w.attProj, C, w.reparam, coords: a.attnC)
+        residualProject(a.res1, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR)
         rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
         linearForward(a.fch, a.ln2, w.fc, N, C, H)
         reluSquaredForward(a.fca, a.fch, N * H)
         a.res2.update(from: a.res1, count: N * C)
-        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, coords: a.fcC)
+        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR)
     }
 
-    /// res (N, C) += inp (N, IN) · W: directly, or through the subspace as inp·W'·Uᵀ (the
-    /// coordinates inp·W' kept in `coords` when U is trained, for its gradient).
+    /// res (N, C) += y, the sublayer's write: y = inp (N, IN) · W, or through the subspace
+    /// y = (inp·W')·Uᵀ; with the sublayer norm y ← y / rms(y), rms taken over the d values
+    /// written (for coordinates c: ‖c·Uᵀ‖ = ‖c‖, so rms = ‖c‖/√d). The write before its norm
+    /// goes to `saved` (and 1/rms to `rstd`) when a backward needs it.
     private func residualProject(_ res: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                                  _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool,
-                                 coords: UnsafeMutablePointer<Float>? = nil) {
+                                 saved: UnsafeMutablePointer<Float>?, rstd: UnsafeMutablePointer<Float>?) {
         let N = tokensPerMicrobatch, C = config.dModel
         if viaSubspace, let sub = subspace {
-            let c = coords ?? kbuf.ptr
+            let c = saved ?? kbuf.ptr
             linearForward(c, inp, w, N, IN, sub.k)
-            sub.expand(c, rows: N, into: res, accumulate: true)
+            if let rstd {
+                gainFreeNormForward(kbuf.ptr, rstd, c, N, sub.k, over: C, eps: config.normEps)
+                sub.expand(kbuf.ptr, rows: N, into: res, accumulate: true)
+            } else {
+                sub.expand(c, rows: N, into: res, accumulate: true)
+            }
+        } else if let rstd, let y = saved {
+            linearForward(y, inp, w, N, IN, C)
+            gainFreeNormForward(y, rstd, y, N, C, over: C, eps: config.normEps, accumulateInto: res)
         } else {
             linearForward(res, inp, w, N, IN, C, accumulate: true)
         }
     }
 
-    /// Backward of `residualProject`: dinp (N, IN) = dres·Wᵀ (through U when reparam), dW += inpᵀ·dres,
-    /// and dU += dresᵀ·coords when U is trained (y = c·Uᵀ with c = inp·W').
+    /// Backward of `residualProject`: dinp (N, IN) = dy·Wᵀ (through U when reparam) and
+    /// dW += inpᵀ·dy, with dy the gradient of the write before its norm; dU += dresᵀ·z when U
+    /// is trained (the write is z·Uᵀ, z the normed coordinates). `scratchA`/`scratchB` hold
+    /// N·C floats each and are free during this call.
     private func residualProjectBackward(_ dinp: UnsafeMutablePointer<Float>, _ dw: UnsafeMutablePointer<Float>,
                                          _ dres: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
                                          _ w: UnsafePointer<Float>, _ IN: Int, _ viaSubspace: Bool,
-                                         coords: UnsafePointer<Float>? = nil) {
+                                         saved: UnsafePointer<Float>?, rstd: UnsafePointer<Float>?,
+                                         scratchA: UnsafeMutablePointer<Float>, scratchB: UnsafeMutablePointer<Float>) {
         let N = tokensPerMicrobatch, C = config.dModel
         if viaSubspace, let sub = subspace {
-            if let coords, let ug = uGrad { sub.basis.accumulateOuter(dres, coords, rows: N, into: ug) }
-            sub.coordinates(dres, rows: N, into: kbuf.ptr)
-            linearBackward(dinp, dw, kbuf.ptr, inp, w, N, IN, sub.k)
+            let k = sub.k
+            if let ug = uGrad, let c = saved {
+                if let rstd {  // z = c·r
+                    for i in 0..<N { let r = rstd[i]; for j in 0..<k { scratchB[i * k + j] = c[i * k + j] * r } }
+                    sub.basis.accumulateOuter(dres, scratchB, rows: N, into: ug)
+                } else {
+                    sub.basis.accumulateOuter(dres, c, rows: N, into: ug)
+                }
+            }
+            sub.coordinates(dres, rows: N, into: kbuf.ptr)                 // dz
+            if let rstd, let c = saved {
+                gainFreeNormBackward(scratchA, kbuf.ptr, c, rstd, N, k, over: C)
+                linearBackward(dinp, dw, scratchA, inp, w, N, IN, k)
+            } else {
+                linearBackward(dinp, dw, kbuf.ptr, inp, w, N, IN, k)
+            }
+        } else if let rstd, let y = saved {
+            gainFreeNormBackward(scratchA, dres, y, rstd, N, C, over: C)
+            linearBackward(dinp, dw, scratchA, inp, w, N, IN, C)
         } else {
             linearBackward(dinp, dw, dres, inp, w, N, IN, C)
         }
@@ -395,11 +424,13 @@ public final class StageModel {
     private func layerBackward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams, _ dw: LayerParams) {
         let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
         let N = B * T, s = scratch
-        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, coords: a.fcC)
+        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR,
+                                scratchA: s.datty, scratchB: s.dqkv)
         reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
         linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
         rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
-        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, coords: a.attnC)
+        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR,
+                                scratchA: s.dln, scratchB: s.dqkv)
         attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
         ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
         linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)
