@@ -23,7 +23,9 @@ struct Converge: ParsableCommand {
         Trains each variant in one process on the pipeline it would run on (one thread per
         stage, the MPI pipeline's exact arithmetic), on the same data order and seed, and
         scores it on a fixed validation slice of at least --val-tokens tokens. Variants use
-        the codec words of `bench`: \(CodecSpec.syntax).
+        the codec words of `bench` (\(CodecSpec.syntax)), each optionally followed by model
+        levers: +efixed=STD (E_fixed's standard deviation), +norm (gain-free RMSNorm on sublayer
+        outputs), +mlp=WIDTH or +mlp=equal (MLP width matching the dense model's parameters).
         Reports bytes/token each way, compression against dense fp32 and bf16, validation loss
         at intervals, the gap to dense, and the steps dense needed to reach each final loss.
         Choose settings with --val-slice tune; report with the default slice.
@@ -52,16 +54,18 @@ struct Converge: ParsableCommand {
         _ = try specs()
     }
 
-    /// A codec word plus model levers: CODEC[+efixed=STD][+mlp=WIDTH|equal].
+    /// A codec word plus model levers: CODEC[+efixed=STD][+norm][+mlp=WIDTH|equal].
     struct Variant {
         var word: String
         var spec: CodecSpec
         var efixed: Float?
+        var norm = false
         var mlp: String?   // a width, or "equal": the dense model's parameter count
 
         func config(_ base: ModelConfig, split: [Int]) throws -> ModelConfig {
             var c = base
             if let e = efixed { c.fixedEmbeddingStd = e }
+            if norm { c.sublayerNorm = true }
             try spec.apply(to: &c, split: split)
             if let m = mlp { c.mlpHidden = m == "equal" ? c.mlpHidden(matching: base.parameterCount) : Int(m)! }
             try c.validate()
@@ -69,8 +73,8 @@ struct Converge: ParsableCommand {
         }
         func label(_ base: ModelConfig, split: [Int]) throws -> String {
             let c = try config(base, split: split)
-            return spec.label(dModel: base.dModel) + (efixed.map { " E_fixed σ=\($0)" } ?? "")
-                + (mlp.map { _ in " MLP \(c.mlpHidden)" } ?? "")
+            return spec.label(dModel: base.dModel) + (efixed.map { " E_fixed σ=\($0.formatted())" } ?? "")
+                + (norm ? " +norm" : "") + (mlp.map { _ in " MLP \(c.mlpHidden)" } ?? "")
         }
     }
 
@@ -87,11 +91,13 @@ struct Converge: ParsableCommand {
                 case ("efixed", 2):
                     guard let x = Float(kv[1]), x > 0, x.isFinite else { throw ValidationError("--variants '\(w)': efixed=STD needs a positive number") }
                     v.efixed = x
+                case ("norm", 1):
+                    v.norm = true
                 case ("mlp", 2):
                     guard kv[1] == "equal" || (Int(kv[1]).map { $0 >= 1 } ?? false) else { throw ValidationError("--variants '\(w)': mlp=WIDTH or mlp=equal") }
                     v.mlp = kv[1]
                 default:
-                    throw ValidationError("--variants '\(w)': after the codec word, + takes efixed=STD or mlp=WIDTH|equal")
+                    throw ValidationError("--variants '\(w)': after the codec word, + takes efixed=STD, norm, or mlp=WIDTH|equal")
                 }
             }
             return v

@@ -14,6 +14,8 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .customLong("mlp-hidden"), help: "Override the MLP hidden width (default 4·d-model).") var mlpHidden: Int?
     @Option(name: .customLong("efixed-std"), help: "Standard deviation of E_fixed in subspace and projector models (default: the init std, 0.02).")
     var efixedStd: Float?
+    @Flag(name: .customLong("sublayer-norm"), help: "Gain-free RMSNorm on every sublayer output before it joins the residual stream (the Protocol Models authors' production config).")
+    var sublayerNorm = false
     @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
 
     func config() throws -> ModelConfig {
@@ -25,6 +27,7 @@ struct ModelOptions: ParsableArguments {
         if let v = vocabSize { c.vocabSize = v }
         if let v = mlpHidden { c.mlpHidden = v }
         if let v = efixedStd { c.fixedEmbeddingStd = v }
+        if sublayerNorm { c.sublayerNorm = true }
         c.seed = seed
         try c.validate()
         return c
