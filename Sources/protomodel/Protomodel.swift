@@ -35,6 +35,8 @@ func leaveTogether() {
 @main
 enum Entry {
     static func main() {
+        // Line by line even into a file or a pipe (Slurm output, `| tee`): progress must show as it happens.
+        setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try Protomodel.parseAsRoot()
             try command.run()
