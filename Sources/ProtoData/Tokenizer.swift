@@ -6,6 +6,8 @@ import ProtoCore
 public final class Tokenizer: @unchecked Sendable {
     public static let format = "protomodel-bpe"
     public static let version = 1
+    /// The longest token a tokenizer file may define (bytes).
+    public static let maxTokenBytes = 4096
 
     /// merges[m] = (left, right) token pair that forms token 256+m.
     public let merges: [(Int32, Int32)]
@@ -168,7 +170,10 @@ public final class Tokenizer: @unchecked Sendable {
         guard FileManager.default.fileExists(atPath: p) else {
             throw DataError.missing(path: p, fix: "run `protomodel prepare` to create the tokenizer and shards")
         }
-        let data = try Data(contentsOf: url)
+        let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= 64 << 20 else { throw DataError.badTokenizer(path: p, problem: "\(size) bytes is far larger than any tokenizer of at most 65536 tokens") }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch { throw DataError.io(path: p, problem: "cannot read: \(error.localizedDescription)") }
         guard let f = try? JSONDecoder().decode(FileFormat.self, from: data) else {
             throw DataError.badTokenizer(path: p, problem: "not a protomodel tokenizer file (JSON with format/version/merges expected)")
         }
@@ -176,11 +181,24 @@ public final class Tokenizer: @unchecked Sendable {
         guard f.version == version else {
             throw DataError.badTokenizer(path: p, problem: "version \(f.version), this protomodel reads version \(version)")
         }
+        guard f.merges.count <= 65536 - 256 else {
+            throw DataError.badTokenizer(path: p, problem: "\(f.merges.count) merges; token ids are 16-bit (at most 65280 merges)")
+        }
+        // Every token's byte length, before any token is built: merges that keep doubling a
+        // token would otherwise ask for gigabytes. Real tokens are short.
         var merges: [(Int32, Int32)] = []
+        var lengths = [Int](repeating: 1, count: 256)
+        var total = 256
         for (m, pair) in f.merges.enumerated() {
             guard pair.count == 2, pair.allSatisfy({ $0 >= 0 && $0 < 256 + m }) else {
                 throw DataError.badTokenizer(path: p, problem: "merge \(m) is \(pair), which names a token not yet defined")
             }
+            let len = lengths[Int(pair[0])] + lengths[Int(pair[1])]
+            total += len
+            guard len <= Self.maxTokenBytes, total <= 64 << 20 else {
+                throw DataError.badTokenizer(path: p, problem: "merge \(m) makes a token of \(len) bytes (tokens up to \(Self.maxTokenBytes) bytes are accepted); the file is damaged or not from protomodel")
+            }
+            lengths.append(len)
             merges.append((pair[0], pair[1]))
         }
         guard f.vocab_size == 256 + merges.count else {

@@ -165,10 +165,12 @@ public final class TrainingRun {
             guard split.count == link.size else {
                 throw ConfigError.invalid(field: "split", reason: "\(split.map(String.init).joined(separator: ",")) has \(split.count) stages but \(link.size) ranks are running; give one layer count per rank (or change -np)")
             }
-            _ = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+            let stages = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
             try check(cfg, split)
-        } catch { problem = "\(error)" }
-        try Self.agree(link, problem, everyRankSays: false)
+            let slots = PipelineSchedule(kind: settings.schedule, stages: link.size, microbatches: tc.microbatches).maxInFlight(stage: link.rank)
+            try StageModel.checkFits(config: cfg, stage: stages[link.rank], batchSize: tc.batchSize, slots: slots)
+        } catch { problem = link.rank == 0 ? "\(error)" : "rank \(link.rank): \(error)" }
+        try Self.agree(link, problem, everyRankSays: true)
         self.split = split
         base = cfg
         data = loaded

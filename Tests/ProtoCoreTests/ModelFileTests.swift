@@ -17,6 +17,19 @@ final class ModelFileTests: XCTestCase {
             XCTAssertEqual(back.params.toArray(), m.params.toArray())
         }
         let url = dir.appendingPathComponent("model.bin")
+        // Version-1 files (written by earlier protomodel) still load.
+        do {
+            let cfg = try ModelConfig.preset("tiny")
+            let m = StageModel(config: cfg, stage: .whole(cfg), batchSize: 1)
+            let json = try JSONEncoder().encode(cfg)
+            var v1 = Data()
+            for h: Int32 in [ModelFile.magic, 1, Int32(json.count), Int32(m.params.count)] { withUnsafeBytes(of: h) { v1.append(contentsOf: $0) } }
+            v1.append(json)
+            m.params.toArray().withUnsafeBytes { v1.append(contentsOf: $0) }
+            try v1.write(to: url)
+            XCTAssertEqual(try ModelFile.load(url).params.toArray(), m.params.toArray())
+            try m.params.toArray().withUnsafeBufferPointer { try ModelFile.save(config: cfg, params: $0, to: url) }
+        }
         let good = try Data(contentsOf: url)
         func refused(_ data: Data, _ text: String) throws {
             try data.write(to: url)
@@ -28,6 +41,18 @@ final class ModelFileTests: XCTestCase {
         bad = good; bad[4] = 9
         try refused(bad, "version 9")
         try refused(Data([1, 2, 3]), "only 3 bytes")
+        // Two flipped sign bits in different parameters: a real checksum sees them.
+        bad = good; bad[good.count - 1] ^= 0x80; bad[good.count - 5] ^= 0x80
+        try refused(bad, "checksum mismatch")
+        // A header that claims more than the file holds, or a config that asks for more memory
+        // than the machine has (a huge sequence length): refused before allocating.
+        bad = good; bad.replaceSubrange(16..<24, with: withUnsafeBytes(of: Int64(1) << 40) { Data($0) })
+        try refused(bad, "disagrees with its header")
+        var cfg = try ModelConfig.preset("tiny")
+        cfg.seqLen = 1 << 20; cfg.nHead = 2
+        let m = ParamLayout(config: cfg, stage: .whole(cfg)).count
+        try [Float](repeating: 0, count: m).withUnsafeBufferPointer { try ModelFile.save(config: cfg, params: $0, to: url) }
+        XCTAssertThrowsError(try ModelFile.load(url)) { XCTAssert("\($0)".contains("would need") && "\($0)".contains("MiB"), "\($0)") }
         XCTAssertThrowsError(try ModelFile.load(dir.appendingPathComponent("none.bin"))) { XCTAssert("\($0)".contains("not found")) }
     }
 }

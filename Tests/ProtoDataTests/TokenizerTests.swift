@@ -60,6 +60,9 @@ final class TokenizerTests: XCTestCase {
         try expectError(#"{"format":"sentencepiece","version":1,"vocab_size":256,"merges":[]}"#, contains: "format")
         try expectError(#"{"format":"protomodel-bpe","version":1,"vocab_size":257,"merges":[[0,300]]}"#, contains: "merge 0")
         try expectError("not json", contains: "not a protomodel tokenizer")
+        // Merges that double one token 40 times would make a 1 TB token: refused by length.
+        let doubling = (0..<40).map { m in m == 0 ? "[97,97]" : "[\(255 + m),\(255 + m)]" }.joined(separator: ",")
+        try expectError(#"{"format":"protomodel-bpe","version":1,"vocab_size":296,"merges":["# + doubling + "]}", contains: "bytes are accepted")
         XCTAssertThrowsError(try Tokenizer.load(from: dir.appendingPathComponent("nope.json"))) {
             XCTAssert("\($0)".contains("not found"))
         }

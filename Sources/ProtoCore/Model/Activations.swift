@@ -102,9 +102,14 @@ final class StageScratch {
     let dfc: UnsafeMutablePointer<Float>    // (N, H)
     let dlogits: UnsafeMutablePointer<Float>? // (N, V)
 
+    static func floats(_ c: ModelConfig, _ s: StageSpec, B: Int) -> Int {
+        let T = c.seqLen, N = B * T, C = c.dModel, H = c.mlpHidden
+        return 6 * N * C + B * c.nHead * T * T + N * H + (s.hasHead ? N * c.vocabSize : 0)
+    }
+
     init(config c: ModelConfig, stage s: StageSpec, B: Int) {
         let T = c.seqLen, N = B * T, C = c.dModel, H = c.mlpHidden
-        let n = 6 * N * C + B * c.nHead * T * T + N * H + (s.hasHead ? N * c.vocabSize : 0)
+        let n = Self.floats(c, s, B: B)
         buffer = FloatBuffer(count: n)
         var a = Arena(buffer)
         dres = a.take(N * C); dln = a.take(N * C); dqkv = a.take(3 * N * C)

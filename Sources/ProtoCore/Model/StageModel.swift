@@ -68,6 +68,24 @@ public final class StageModel {
 
     public var tokensPerMicrobatch: Int { batchSize * config.seqLen }
 
+    /// Bytes a stage allocates: parameters, gradients and two AdamW moments, `slots`
+    /// micro-batches of activations and the backward scratch. Known before allocating, so
+    /// a configuration too large for the machine is refused with its size instead of
+    /// exhausting memory.
+    public static func estimatedBytes(config c: ModelConfig, stage s: StageSpec, batchSize B: Int, slots: Int) -> Int {
+        let params = ParamLayout(config: c, stage: s).count
+        return 4 * (4 * params + max(1, slots) * StageActivations.floats(c, s, B: B) + StageScratch.floats(c, s, B: B))
+    }
+
+    /// Throws when `estimatedBytes` exceeds `limit` (default: half the machine's memory).
+    public static func checkFits(config c: ModelConfig, stage s: StageSpec, batchSize B: Int, slots: Int,
+                                 limit: Int = Int(ProcessInfo.processInfo.physicalMemory / 2)) throws {
+        let need = estimatedBytes(config: c, stage: s, batchSize: B, slots: slots)
+        guard need <= limit else {
+            throw ConfigError.problem("this stage would need \(need >> 20) MiB (parameters, optimizer state and activations for B=\(B), T=\(c.seqLen)); the limit here is \(limit >> 20) MiB — use a smaller model, --batch-size or --seq-len, or more stages")
+        }
+    }
+
     /// Allocates the stage and initialises its weights from `config.seed`. Each tensor's
     /// stream is derived from its global name, so any split gives the same weights.
     public init(config: ModelConfig, stage: StageSpec, batchSize: Int, slots: Int = 1) {
