@@ -176,11 +176,12 @@ public final class TrainingRun {
         data = loaded
     }
 
-    /// A fresh pipeline stage for this rank with `spec` on the wire, following `links`, and the
-    /// trainer over it. Checks that every rank rebuilt the same E_fixed and U from the seed.
-    public func makeTrainer(spec: CodecSpec, links: [LinkModel]) throws -> (DistributedTrainer, ModelConfig) {
-        var cfg = base
-        try spec.apply(to: &cfg, split: split)
+    /// A fresh pipeline stage for this rank with `variant` (codec and model levers), following
+    /// `links`, and the trainer over it. Checks that every rank rebuilt the same E_fixed and U
+    /// from the seed.
+    public func makeTrainer(variant: Variant, links: [LinkModel]) throws -> (DistributedTrainer, ModelConfig) {
+        let cfg = try variant.config(base, split: split)
+        let spec = variant.spec
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
         let sched = PipelineSchedule(kind: settings.schedule, stages: size, microbatches: tc.microbatches)
         try link.barrier()  // a shared epoch for the sleep clock

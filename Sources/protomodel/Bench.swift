@@ -16,7 +16,7 @@ struct Bench: ParsableCommand {
           mpirun -np 8 protomodel bench --codecs dense,subspace:16 --links off,80mbit,200mbit:50ms --steps 300
         With the virtual clock every codec trains once and follows every link at the same time
         (the runs differ only in timing); with the sleep clock each (codec, link) pair trains
-        on its own. Codecs: dense, bf16, int8, topk[:FRACTION], subspace[:K][:reparam|projected][:bf16].
+        on its own. Codecs: \(CodecSpec.syntax); each may add model levers: \(Variant.leverSyntax).
         """)
 
     @OptionGroup var model: ModelOptions
@@ -37,8 +37,8 @@ struct Bench: ParsableCommand {
         try runRanks(recvTimeout: pipeline.recvTimeout) { try bench($0) }
     }
 
-    private func parseLists() throws -> ([CodecSpec], [LinkModel]) {
-        let cs = try codecs.split(separator: ",").map { try CodecSpec.parse(String($0).trimmingCharacters(in: .whitespaces)) }
+    private func parseLists() throws -> ([Variant], [LinkModel]) {
+        let cs = try codecs.split(separator: ",").map { try Variant.parse(String($0).trimmingCharacters(in: .whitespaces)) }
         let ls = try links.split(separator: ",").map { try LinkModel.parse(String($0)) }
         guard !cs.isEmpty else { throw ValidationError("--codecs is empty; give e.g. dense,subspace:16") }
         guard !ls.isEmpty else { throw ValidationError("--links is empty; give e.g. off,80mbit,200mbit:50ms") }
@@ -55,12 +55,12 @@ struct Bench: ParsableCommand {
         }
         let session = try TrainingRun(link: link, settings: settings, localRanks: MPIEnv.localSize,
                                       cores: ProcessInfo.processInfo.activeProcessorCount) { cfg, split in
-            for c in choices { var m = cfg; try c.apply(to: &m, split: split) }
+            for c in choices { _ = try c.config(cfg, split: split) }
         }
         let tc = session.tc
         let evalEvery = options.evalEvery ?? 20
         // Virtual: one run per codec follows every link. Sleep: one run per (codec, link).
-        let plan: [(CodecSpec, [LinkModel])] = session.clock == .virtual
+        let plan: [(Variant, [LinkModel])] = session.clock == .virtual
             ? choices.map { ($0, linkModels) }
             : choices.flatMap { c in linkModels.map { (c, [$0]) } }
         let log = rank == 0 ? try options.log.map { try JSONLWriter(path: $0) } : nil
@@ -74,8 +74,8 @@ struct Bench: ParsableCommand {
         var byLink = Array(repeating: [BenchRun](), count: linkModels.count)
         let wallStart = Clock.wall()
         for (i, (choice, ls)) in plan.enumerated() {
-            let (trainer, cfg) = try session.makeTrainer(spec: choice, links: ls)
-            let label = choice.label(dModel: cfg.dModel)
+            let (trainer, cfg) = try session.makeTrainer(variant: choice, links: ls)
+            let label = try choice.label(session.base, split: session.split)
             if rank == 0 { print("run \(i + 1)/\(plan.count)   \(label) over \(ls.map(\.name).joined(separator: ", "))") }
             var times = Array(repeating: [Double](), count: ls.count)
             var linkShares = times, bubbleShares = times

@@ -24,8 +24,7 @@ struct Converge: ParsableCommand {
         stage, the MPI pipeline's exact arithmetic), on the same data order and seed, and
         scores it on a fixed validation slice of at least --val-tokens tokens. Variants use
         the codec words of `bench` (\(CodecSpec.syntax)), each optionally followed by model
-        levers: +efixed=STD (E_fixed's standard deviation), +norm (gain-free RMSNorm on sublayer
-        outputs), +mlp=WIDTH or +mlp=equal (MLP width matching the dense model's parameters).
+        levers: \(Variant.leverSyntax).
         Reports bytes/token each way, compression against dense fp32 and bf16, validation loss
         at intervals, the gap to dense, and the steps dense needed to reach each final loss.
         Choose settings with --val-slice tune; report with the default slice.
@@ -54,54 +53,10 @@ struct Converge: ParsableCommand {
         _ = try specs()
     }
 
-    /// A codec word plus model levers: CODEC[+efixed=STD][+norm][+mlp=WIDTH|equal].
-    struct Variant {
-        var word: String
-        var spec: CodecSpec
-        var efixed: Float?
-        var norm = false
-        var mlp: String?   // a width, or "equal": the dense model's parameter count
-
-        func config(_ base: ModelConfig, split: [Int]) throws -> ModelConfig {
-            var c = base
-            if let e = efixed { c.fixedEmbeddingStd = e }
-            if norm { c.sublayerNorm = true }
-            try spec.apply(to: &c, split: split)
-            if let m = mlp { c.mlpHidden = m == "equal" ? c.mlpHidden(matching: base.parameterCount) : Int(m)! }
-            try c.validate()
-            return c
-        }
-        func label(_ base: ModelConfig, split: [Int]) throws -> String {
-            let c = try config(base, split: split)
-            return spec.label(dModel: base.dModel) + (efixed.map { " E_fixed σ=\($0.formatted())" } ?? "")
-                + (norm ? " +norm" : "") + (mlp.map { _ in " MLP \(c.mlpHidden)" } ?? "")
-        }
-    }
-
     func specs() throws -> [Variant] {
         let words = variants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !words.isEmpty else { throw ValidationError("--variants is empty; give e.g. dense,int8,subspace:16") }
-        return try words.map { w in
-            let parts = w.split(separator: "+").map(String.init)
-            var v: Variant
-            do { v = Variant(word: w, spec: try CodecSpec.parse(parts[0])) } catch { throw ValidationError("--variants: \(error)") }
-            for p in parts.dropFirst() {
-                let kv = p.split(separator: "=", maxSplits: 1).map(String.init)
-                switch (kv.first, kv.count) {
-                case ("efixed", 2):
-                    guard let x = Float(kv[1]), x > 0, x.isFinite else { throw ValidationError("--variants '\(w)': efixed=STD needs a positive number") }
-                    v.efixed = x
-                case ("norm", 1):
-                    v.norm = true
-                case ("mlp", 2):
-                    guard kv[1] == "equal" || (Int(kv[1]).map { $0 >= 1 } ?? false) else { throw ValidationError("--variants '\(w)': mlp=WIDTH or mlp=equal") }
-                    v.mlp = kv[1]
-                default:
-                    throw ValidationError("--variants '\(w)': after the codec word, + takes efixed=STD, norm, or mlp=WIDTH|equal")
-                }
-            }
-            return v
-        }
+        do { return try words.map(Variant.parse) } catch { throw ValidationError("--variants: \(error)") }
     }
 
     func run() throws {
@@ -153,9 +108,9 @@ struct Converge: ParsableCommand {
             let spec = variant.spec
             let label = try variant.label(cfg, split: layers)
             let fp = String(Digest.sha256(Data([String(describing: vcfg), String(describing: tc), "\(layers)", schedule.rawValue,
-                                                variant.word, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
+                                                variant.description, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
                                                 .joined(separator: "|").utf8)).prefix(16))
-            let file = runsDir.appendingPathComponent(variant.word.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
+            let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             if !fresh, let data = try? Data(contentsOf: file), let old = try? JSONDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {
                     print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))

@@ -29,7 +29,7 @@ struct PipelineOptions: ParsableArguments {
 
 /// The codec flags of `train`.
 struct CodecOptions: ParsableArguments {
-    @Option(help: "Wire codec at stage boundaries, as a word: \(CodecSpec.syntax). `subspace` trains the Protocol Models subspace model, `projector` the learned per-boundary projection model.")
+    @Option(help: "Wire codec at stage boundaries, as a word: \(CodecSpec.syntax). `subspace` trains the Protocol Models subspace model, `projector` the learned per-boundary projection model. Model levers may follow: \(Variant.leverSyntax).")
     var codec: String = "dense"
     @Option(name: .customLong("rank-k"), help: "Subspace rank k (coordinates per token), 1 ≤ k < d-model (default d-model/8). Only with --codec subspace.")
     var rankK: Int?
@@ -42,8 +42,10 @@ struct CodecOptions: ParsableArguments {
     @Option(help: "Emulated link for every boundary: off, a preset (\(LinkModel.presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY], e.g. 80mbit, 200mbit:50ms, 1gbit:1ms.")
     var link: String = "off"
 
-    func choice() throws -> CodecSpec {
-        var c = try CodecSpec.parse(codec)
+    /// The codec word (with any model levers, e.g. subspace:16:int8+efixed=1+norm) and the flags that refine it.
+    func choice() throws -> Variant {
+        var v = try Variant.parse(codec)
+        var c = v.spec
         let subspaceLike = c.kind == .subspace || c.kind == .projector
         for (flag, given) in [("--rank-k", rankK != nil), ("--coords", coords != nil)] where given && !subspaceLike {
             throw ValidationError("\(flag) only applies with --codec subspace or projector (the codec is \(c.kind.rawValue))")
@@ -54,6 +56,7 @@ struct CodecOptions: ParsableArguments {
         if let m = subspaceMode { c.mode = m }
         if let f = coords { c.coords = f }
         if let f = topkFraction { c.topkFraction = f }
-        return c
+        v.spec = c
+        return v
     }
 }

@@ -27,7 +27,7 @@ struct Train: ParsableCommand {
 
     private func train(_ link: MPILink) throws {
         let rank = link.rank, size = link.size
-        let (choice, settings) = try agreedCheck(rank: rank) { () -> (CodecSpec, RunSettings) in
+        let (choice, settings) = try agreedCheck(rank: rank) { () -> (Variant, RunSettings) in
             try threading.apply()
             try checkpoint.validate(ranks: size)
             let c = try codec.choice()
@@ -37,7 +37,7 @@ struct Train: ParsableCommand {
         let emuLink = try agreedCheck(rank: rank) { try LinkModel.parse(codec.link) }
         let run = try TrainingRun(link: link, settings: settings, localRanks: MPIEnv.localSize,
                                   cores: ProcessInfo.processInfo.activeProcessorCount) { cfg, split in
-            var c = cfg; try choice.apply(to: &c, split: split)
+            _ = try choice.config(cfg, split: split)
         }
         let tc = run.tc
         let outDir = URL(fileURLWithPath: options.out)
@@ -51,7 +51,8 @@ struct Train: ParsableCommand {
             } catch { problem = "\(error)" }
         }
         try TrainingRun.agree(link, problem, everyRankSays: false)
-        let (trainer, cfg) = try run.makeTrainer(spec: choice, links: [emuLink])
+        let (trainer, cfg) = try run.makeTrainer(variant: choice, links: [emuLink])
+        let label = try choice.label(run.base, split: run.split)
         trainer.stage.skipNonFinite = checkpoint.skipNonFinite
         if let (r, s) = try CheckpointOptions.rankStep(checkpoint.debugNaNAt, "--debug-nan-at"), r == rank { trainer.stage.injectNaNAtStep = s }
 
@@ -60,7 +61,7 @@ struct Train: ParsableCommand {
         var startStep = 0
         var position: DataLoader.Position?
         if checkpoint.enabled {
-            let identity = CheckpointIdentity(worldSize: size, split: run.split, model: cfg, codec: choice.label(dModel: cfg.dModel),
+            let identity = CheckpointIdentity(worldSize: size, split: run.split, model: cfg, codec: label,
                                               schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
                                               microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed,
                                               data: run.data?.identity)
@@ -89,7 +90,7 @@ struct Train: ParsableCommand {
         if rank == 0, let d = run.data {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
-            print("pipeline    \(size) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(choice.label(dModel: cfg.dModel)), \(MPIEnv.libraryVersion)")
+            print("pipeline    \(size) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(label), \(MPIEnv.libraryVersion)")
             print("link        \(emuLink.isOff ? "off" : emuLink.name), \(run.clock.rawValue) clock")
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
             if let m = manager {
@@ -99,7 +100,7 @@ struct Train: ParsableCommand {
             try log?.write(ConfigRecord(type: startStep > 0 ? "resume" : "config", resumedAtStep: startStep, model: cfg, train: tc,
                                         versions: RunInfo.versions(mpi: MPIEnv.libraryVersion), host: RunInfo.host, git: RunInfo.gitRevision,
                                         worldSize: size, split: run.split, schedule: pipeline.schedule.rawValue, codec: choice.description,
-                                        codecDetail: choice.label(dModel: cfg.dModel), link: emuLink.name, clock: run.clock.rawValue,
+                                        codecDetail: label, link: emuLink.name, clock: run.clock.rawValue,
                                         data: options.data, threadsPerRank: threading.threads))
         }
 

@@ -115,6 +115,17 @@ final class CoordinateFormatTests: XCTestCase {
         }
         var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
         XCTAssertThrowsError(try CodecSpec.parse("subspace:16").apply(to: &cfg, split: [4])) { XCTAssert("\($0)".contains("1..<16")) }
+        // Variants: a codec word plus model levers.
+        for w in ["subspace:4+efixed=1+norm", "dense+norm", "subspace:4:int8+efixed=0.5+mlp=equal", "int4+mlp=48"] {
+            XCTAssertEqual(try Variant.parse(w).description, w)
+        }
+        let v = try Variant.parse("subspace:4+efixed=1+norm+mlp=equal")
+        let vc = try v.config(cfg, split: [1, 1, 1, 1])
+        XCTAssertEqual(vc.fixedEmbeddingStd, 1)
+        XCTAssertEqual(vc.sublayerNorm, true)
+        XCTAssertLessThan(abs(vc.parameterCount - cfg.parameterCount), vc.nLayer * (cfg.dModel + 4) * 16, "MLP widened to the dense parameter count")
+        XCTAssertGreaterThan(vc.mlpHidden, cfg.mlpHidden)
+        for bad in ["dense+foo", "subspace:4+efixed=-1", "int8+mlp=x"] { XCTAssertThrowsError(try Variant.parse(bad), bad) }
     }
 }
 

@@ -64,7 +64,7 @@ final class TrainingRunTests: XCTestCase {
         nonisolated(unsafe) var notes: [String] = []
         let errors = onRanks { r, link in
             let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
-            let (trainer, cfg) = try run.makeTrainer(spec: CodecSpec(), links: [.off])
+            let (trainer, cfg) = try run.makeTrainer(variant: Variant(spec: CodecSpec()), links: [.off])
             let id = CheckpointIdentity(worldSize: 2, split: run.split, model: cfg, codec: "dense", schedule: "1f1b", batchSize: 2,
                                         microbatches: 2, totalSteps: s.train.steps, dataSeed: s.train.dataSeed, data: run.data?.identity)
             let m = CheckpointManager(root: root, keep: 5, identity: id, link: link)
@@ -156,7 +156,7 @@ final class TrainingRunTests: XCTestCase {
         let t0 = Date()
         let r = onRanks(timeout: 1.5) { rank, link in
             let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
-            let (trainer, _) = try run.makeTrainer(spec: CodecSpec(), links: [.off])
+            let (trainer, _) = try run.makeTrainer(variant: Variant(spec: CodecSpec()), links: [.off])
             try run.run(trainer, steps: 4, evalEvery: 0, beforeStep: { step in if rank == 1 && step == 2 { Thread.sleep(forTimeInterval: 4) } }) { _, _, _ in }
         }
         let message = "\(r[0].map { "\($0)" } ?? "")"
