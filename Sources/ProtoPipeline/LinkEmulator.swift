@@ -12,6 +12,16 @@
 // every message carries the sender's clock for each.
 import Foundation
 
+/// How latency and transfer share a link.
+public enum LinkKind: String, CaseIterable, Codable, Sendable {
+    /// The reference speedrun harness: a message holds the inbound link until it arrives
+    /// (transfer + latency), so every message costs at least the latency. The default.
+    case speedrun
+    /// TCP-like: transfers go back to back on the wire; each message arrives `latency` after
+    /// its last byte left, and latency overlaps with the next transfer.
+    case streaming
+}
+
 /// An emulated network link.
 public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     /// The name it was given by ("off", "80mbit", "200mbit:50ms", a preset name).
@@ -20,9 +30,10 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     public var bitsPerSecond: Double?
     /// One-way latency in seconds.
     public var latency: Double
+    public var kind: LinkKind = .speedrun
 
-    public init(name: String, bitsPerSecond: Double?, latency: Double) {
-        self.name = name; self.bitsPerSecond = bitsPerSecond; self.latency = latency
+    public init(name: String, bitsPerSecond: Double?, latency: Double, kind: LinkKind = .speedrun) {
+        self.name = name; self.bitsPerSecond = bitsPerSecond; self.latency = latency; self.kind = kind
     }
 
     public static let off = LinkModel(name: "off", bitsPerSecond: nil, latency: 0)
@@ -90,12 +101,19 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
 public struct InboundLink: Sendable, Equatable {
     public var freeAt: Double = 0
     public init() {}
-    /// When a message of `bytes` sent at `sentAt` may be used; occupies the link until then.
+    /// When a message of `bytes` sent at `sentAt` may be used. The speedrun model occupies
+    /// the link until the message arrives; the streaming model only for the transfer.
     public mutating func arrival(sentAt: Double, bytes: Int, link: LinkModel) -> Double {
         if link.isOff { return sentAt }
-        let t = max(freeAt, sentAt) + link.transferSeconds(bytes: bytes) + link.latency
-        freeAt = t
-        return t
+        let start = max(freeAt, sentAt), done = start + link.transferSeconds(bytes: bytes)
+        switch link.kind {
+        case .speedrun:
+            freeAt = done + link.latency
+            return freeAt
+        case .streaming:
+            freeAt = done
+            return done + link.latency
+        }
     }
 }
 
@@ -123,11 +141,15 @@ public final class EmulatedTime {
     private var saved: ([Double], [InboundLink])?
     private var suspended: Bool { saved != nil }
 
+    /// What one CPU second of compute is charged on the virtual clocks (emulated stage speed).
+    public let computeScale: Double
+
     /// `epoch`: a wall-clock instant every rank agrees on (taken right after a barrier).
-    public init(mode: ClockMode, links: [LinkModel], epoch: Double = Clock.wall()) {
+    public init(mode: ClockMode, links: [LinkModel], epoch: Double = Clock.wall(), computeScale: Double = 1) {
         precondition(!links.isEmpty, "at least one link (use .off)")
         precondition(mode == .virtual || links.count == 1, "sleep mode follows exactly one link")
-        self.mode = mode; self.links = links; self.epoch = epoch
+        precondition(mode == .virtual || computeScale == 1, "an emulated stage speed needs the virtual clock")
+        self.mode = mode; self.links = links; self.epoch = epoch; self.computeScale = computeScale
         clocks = Array(repeating: 0, count: links.count)
         inbound = Array(repeating: InboundLink(), count: links.count)
         timing = Array(repeating: LinkTiming(), count: links.count)
@@ -138,10 +160,11 @@ public final class EmulatedTime {
         mode == .virtual ? clocks : [Clock.wall() - epoch]
     }
 
-    /// Compute that took `seconds` of this rank's thread CPU time (virtual clocks only).
+    /// Compute that took `seconds` of this rank's thread CPU time (virtual clocks only),
+    /// charged at the emulated stage speed.
     public func compute(_ seconds: Double) {
         guard mode == .virtual, !suspended else { return }
-        for i in clocks.indices { clocks[i] += seconds }
+        for i in clocks.indices { clocks[i] += seconds * computeScale }
     }
 
     /// Sleep mode: this rank's clock now.

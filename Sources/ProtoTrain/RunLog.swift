@@ -22,17 +22,26 @@ public struct ConfigRecord: Codable, Sendable {
     public var clock: String
     public var data: String
     public var threadsPerRank: Int
+    /// The link model (speedrun or streaming), the emulated stage speed, the core rate it is
+    /// relative to (GFLOP/s) and what one CPU second is charged.
+    public var linkModel: String
+    public var stageSpeed: String
+    public var coreGflops: Double
+    public var computeScale: Double
     enum CodingKeys: String, CodingKey {
         case type, model, train, versions, host, git, split, schedule, codec, link, clock, data
         case resumedAtStep = "resumed_at_step", worldSize = "world_size", codecDetail = "codec_detail", threadsPerRank = "threads_per_rank"
+        case linkModel = "link_model", stageSpeed = "stage_speed", coreGflops = "core_gflops", computeScale = "compute_scale"
     }
     public init(type: String, resumedAtStep: Int, model: ModelConfig, train: TrainConfig, versions: [String: String], host: String,
                 git: String, worldSize: Int, split: [Int], schedule: String, codec: String, codecDetail: String, link: String,
-                clock: String, data: String, threadsPerRank: Int) {
+                clock: String, data: String, threadsPerRank: Int, run: TrainingRun) {
         self.type = type; self.resumedAtStep = resumedAtStep; self.model = model; self.train = train; self.versions = versions
         self.host = host; self.git = git; self.worldSize = worldSize; self.split = split; self.schedule = schedule
         self.codec = codec; self.codecDetail = codecDetail; self.link = link; self.clock = clock; self.data = data
         self.threadsPerRank = threadsPerRank
+        linkModel = run.settings.linkKind.rawValue; stageSpeed = run.stageSpeed.description
+        coreGflops = run.coreFlops / 1e9; computeScale = run.computeScale
     }
 }
 

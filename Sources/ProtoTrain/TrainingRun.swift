@@ -25,12 +25,18 @@ public struct RunSettings: Codable, Equatable, Sendable {
     public var evalBatches: Int
     public var data: String
     public var threads: Int
+    /// How emulated links share latency and transfer.
+    public var linkKind: LinkKind = .speedrun
+    /// Emulated stage speed (StageSpeed syntax: native, 30tflops, x1000).
+    public var stageSpeed: String = "native"
     /// Command-specific settings every rank must share (codec words, links, checkpoint flags).
     public var extra: [String]
     public init(model: ModelConfig, vocabSize: Int?, train: TrainConfig, split: [Int]?, schedule: ScheduleKind,
-                clock: ClockRequest, evalBatches: Int, data: String, threads: Int, extra: [String]) {
+                clock: ClockRequest, evalBatches: Int, data: String, threads: Int, linkKind: LinkKind = .speedrun,
+                stageSpeed: String = "native", extra: [String]) {
         self.model = model; self.vocabSize = vocabSize; self.train = train; self.split = split; self.schedule = schedule
-        self.clock = clock; self.evalBatches = evalBatches; self.data = data; self.threads = threads; self.extra = extra
+        self.clock = clock; self.evalBatches = evalBatches; self.data = data; self.threads = threads
+        self.linkKind = linkKind; self.stageSpeed = stageSpeed; self.extra = extra
     }
 }
 
@@ -114,6 +120,11 @@ public final class TrainingRun {
     public let evalChunks: Int
     /// The clock every rank uses (auto resolved once for the whole job).
     public let clock: ClockMode
+    /// The emulated stage speed, rank 0's measured core rate (FLOP/s, single-thread sgemm of
+    /// the model's MLP shape in thread CPU time) and the resulting charge per CPU second.
+    public let stageSpeed: StageSpeed
+    public let coreFlops: Double
+    public let computeScale: Double
 
     /// Start-up, on every rank. `check` validates what depends on the model shape and split
     /// (codecs, links) the same way on every rank. Any failure stops every rank together with
@@ -174,6 +185,23 @@ public final class TrainingRun {
         self.split = split
         base = cfg
         data = loaded
+        // 5. Emulated stage speed: rank 0 measures this core, everyone uses its figure.
+        problem = nil
+        var speed = StageSpeed.native
+        do {
+            speed = try StageSpeed.parse(settings.stageSpeed)
+            if speed != .native && clock != .virtual {
+                throw ConfigError.invalid(field: "stage-speed", reason: "\(settings.stageSpeed) needs the virtual clock (--clock virtual): a faster stage cannot be emulated by sleeping")
+            }
+        } catch { problem = "\(error)" }
+        try Self.agree(link, problem, everyRankSays: false)
+        stageSpeed = speed
+        var rate = 0.0
+        if case .target = speed, rank == 0 {
+            rate = EngineBenchmark.coreFlops(M: min(1024, tc.batchSize * cfg.seqLen), K: cfg.dModel, N: cfg.mlpHidden)
+        }
+        coreFlops = try link.allreduceMax([rate])[0]
+        computeScale = speed.scale(coreFlops: coreFlops)
     }
 
     /// A fresh pipeline stage for this rank with `variant` (codec and model levers), following

@@ -50,5 +50,5 @@ func runSettings(model: ModelOptions, options: TrainOptions, pipeline: PipelineO
     }
     return RunSettings(model: cfg, vocabSize: model.vocabSize, train: tc, split: split, schedule: pipeline.schedule,
                        clock: pipeline.clock, evalBatches: options.evalBatches, data: options.data, threads: threading.threads,
-                       extra: extra)
+                       linkKind: pipeline.linkModel, stageSpeed: pipeline.stageSpeed, extra: extra)
 }

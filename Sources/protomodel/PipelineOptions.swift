@@ -11,6 +11,7 @@ extension SubspaceMode: ExpressibleByArgument {}
 
 extension CoordinateFormat: ExpressibleByArgument {}
 extension ClockRequest: ExpressibleByArgument {}
+extension LinkKind: ExpressibleByArgument {}
 
 struct PipelineOptions: ParsableArguments {
     @Option(help: "Layers per stage, comma separated, one entry per rank (default: as even as possible).")
@@ -21,9 +22,14 @@ struct PipelineOptions: ParsableArguments {
     var recvTimeout: Double = 300
     @Option(help: "Emulated clock: virtual (per-rank clocks from thread CPU time; right when ranks share cores), sleep (real delays on the wall clock; right when each rank has its own core), auto (sleep if this node has a core per rank, else virtual).")
     var clock: ClockRequest = .auto
+    @Option(name: .customLong("link-model"), help: "How emulated links share latency and transfer: speedrun (a message holds the link until it arrives, the reference harness's model) or streaming (TCP-like: transfers back to back, latency overlaps).")
+    var linkModel: LinkKind = .speedrun
+    @Option(name: .customLong("stage-speed"), help: "Emulated stage speed on the virtual clock: native (CPU), a rate such as 30tflops (a consumer GPU), or a speed-up such as x1000. Compute is charged CPU time × (this core's rate / the target).")
+    var stageSpeed: String = "native"
 
     mutating func validate() throws {
         if !(recvTimeout >= 0 && recvTimeout.isFinite) { throw ValidationError("--recv-timeout \(recvTimeout) must be a number of seconds ≥ 0 (0 = wait forever)") }
+        do { _ = try StageSpeed.parse(stageSpeed) } catch { throw ValidationError("\(error)") }
     }
 }
 

@@ -91,7 +91,8 @@ struct Train: ParsableCommand {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
             print("pipeline    \(size) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(label), \(MPIEnv.libraryVersion)")
-            print("link        \(emuLink.isOff ? "off" : emuLink.name), \(run.clock.rawValue) clock")
+            print("link        \(emuLink.isOff ? "off" : emuLink.name + " (\(pipeline.linkModel.rawValue) model)"), \(run.clock.rawValue) clock"
+                  + (run.stageSpeed == .native ? "" : String(format: ", stages at %@ (this core %.0f GFLOP/s: compute × %.4g)", run.stageSpeed.description, run.coreFlops / 1e9, run.computeScale)))
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
             if let m = manager {
                 print("checkpoints \(m.root.path)" + (checkpoint.checkpointEvery > 0 ? " every \(checkpoint.checkpointEvery) steps, keep \(checkpoint.keep)" : " on SIGTERM/SIGUSR1 only")
@@ -101,7 +102,7 @@ struct Train: ParsableCommand {
                                         versions: RunInfo.versions(mpi: MPIEnv.libraryVersion), host: RunInfo.host, git: RunInfo.gitRevision,
                                         worldSize: size, split: run.split, schedule: pipeline.schedule.rawValue, codec: choice.description,
                                         codecDetail: label, link: emuLink.name, clock: run.clock.rawValue,
-                                        data: options.data, threadsPerRank: threading.threads))
+                                        data: options.data, threadsPerRank: threading.threads, run: run))
         }
 
         let start = Clock.wall()

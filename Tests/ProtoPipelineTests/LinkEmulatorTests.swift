@@ -35,6 +35,36 @@ final class LinkEmulatorTests: XCTestCase {
         XCTAssertEqual(off.arrival(sentAt: 0.3, bytes: 1 << 30, link: .off), 0.3)
     }
 
+    func testStreamingModelOverlapsLatencyWithTransfer() {
+        // 8 Mbit/s (1 µs per byte), 10 ms latency. Back to back on the wire; each arrives 10 ms
+        // after its last byte left.
+        let link = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010, kind: .streaming)
+        var inb = InboundLink()
+        XCTAssertEqual(inb.arrival(sentAt: 0, bytes: 1000, link: link), 0.011, accuracy: 1e-12)
+        XCTAssertEqual(inb.freeAt, 0.001, accuracy: 1e-12, "the wire is free once the bytes left")
+        // Sent at 0.5 ms: waits for the first transfer (until 1 ms), 2 ms on the wire, +10 ms.
+        XCTAssertEqual(inb.arrival(sentAt: 0.0005, bytes: 2000, link: link), 0.013, accuracy: 1e-12)
+        // The speedrun model holds the link until arrival: the same pair arrives at 11 ms and 23 ms.
+        var sr = InboundLink()
+        let srl = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010)
+        _ = sr.arrival(sentAt: 0, bytes: 1000, link: srl)
+        XCTAssertEqual(sr.arrival(sentAt: 0.0005, bytes: 2000, link: srl), 0.023, accuracy: 1e-12)
+    }
+
+    func testStageSpeedScalesComputeOnTheVirtualClock() throws {
+        XCTAssertEqual(try StageSpeed.parse("30tflops"), .target(flops: 30e12))
+        XCTAssertEqual(try StageSpeed.parse("x1000"), .speedup(1000))
+        XCTAssertEqual(try StageSpeed.parse("native"), .native)
+        for bad in ["fast", "30tflop", "x0", "-5tflops", "x"] { XCTAssertThrowsError(try StageSpeed.parse(bad), bad) }
+        // A 100 GFLOP/s core emulating 30 TFLOP/s stages: one CPU second costs 1/300 s.
+        XCTAssertEqual(StageSpeed.target(flops: 30e12).scale(coreFlops: 100e9), 1.0 / 300, accuracy: 1e-15)
+        XCTAssertEqual(StageSpeed.speedup(1000).scale(coreFlops: 1), 0.001)
+        let t = EmulatedTime(mode: .virtual, links: [.off], computeScale: 0.01)
+        t.compute(2)
+        XCTAssertEqual(t.clocks[0], 0.02, accuracy: 1e-15)
+        XCTAssertEqual(StageSpeed.target(flops: 30e12).description, "30 TFLOP/s")
+    }
+
     func testVirtualClockSplitsWaitingIntoLinkAndBubble() throws {
         let link = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010)
         let t = EmulatedTime(mode: .virtual, links: [link, .off])

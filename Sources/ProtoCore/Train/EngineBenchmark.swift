@@ -37,6 +37,24 @@ public enum EngineBenchmark {
                                      firstLoss: first, lastLoss: last)
     }
 
+    /// FLOP/s of one thread running single-threaded sgemm of M×K·K×N, measured in that
+    /// thread's CPU time (so other processes sharing the core do not lower it): the core rate
+    /// an emulated stage speed is relative to.
+    public static func coreFlops(M: Int, K: Int, N: Int) -> Double {
+        let a = FloatBuffer(count: M * K), b = FloatBuffer(count: K * N), c = FloatBuffer(count: M * N)
+        var rng = SplitMix64(seed: 1)
+        rng.fillNormal(a.ptr, a.count, std: 1); rng.fillNormal(b.ptr, b.count, std: 1)
+        var ts = timespec()
+        func cpu() -> Double { clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
+        var best = Double.infinity
+        for _ in 0..<3 {
+            let t0 = cpu()
+            for _ in 0..<3 { BLAS.gemm(M: M, N: N, K: K, A: a.ptr, lda: K, B: b.ptr, ldb: N, C: c.ptr, ldc: N) }
+            best = min(best, (cpu() - t0) / 3)
+        }
+        return 2 * Double(M) * Double(N) * Double(K) / max(best, 1e-9)
+    }
+
     /// GFLOP/s of C(M×N) = A(M×K)·B(K×N), best of a few repeats.
     public static func sgemmRate(M: Int, K: Int, N: Int) -> Double {
         let a = FloatBuffer(count: M * K), b = FloatBuffer(count: K * N), c = FloatBuffer(count: M * N)
