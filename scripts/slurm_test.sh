@@ -50,7 +50,7 @@ rm -rf "$out"; mkdir -p "$out"
 jid=$(RUN_DIR=$out STEPS=4 CODECS=dense,subspace:16 LINKS=off,80mbit sbatch --parsable --export=ALL --ntasks=2 \
       --output="$out/slurm.out" jobs/bench.sbatch --eval-every 2 --eval-batches 8)
 state=$(wait_state "$jid" "COMPLETED|FAILED|CANCELLED|TIMEOUT" 600)
-if [ "$state" = COMPLETED ] && grep -q "| subspace k=16 | 80mbit |" "$out/bench/results.md" 2>/dev/null && [ -s "$out/bench/steptime_vs_bandwidth.svg" ]; then
+if [ "$state" = COMPLETED ] && grep -q "| subspace k=16 | 80mbit |" "$out/bench/results.md" 2>/dev/null && [ -s "$out/bench/steptime_vs_bandwidth_0ms.svg" ]; then
   echo "slurm-test: bench ok (results.md and plots written)"
 else
   echo "slurm-test: bench FAILED (state $state); output:" >&2; cat "$out/slurm.out" >&2 || true; fail=1

@@ -142,32 +142,39 @@ public enum BenchReport {
     }
 
     /// Validation loss against emulated wall-clock time, one line per codec, on one link.
-    public static func lossVsTime(_ runs: [BenchRun], link: String, target: Double?) -> SVGPlot {
-        var series = runs.filter { $0.link.name == link }.map { r in
+    public static func lossVsTime(_ runs: [BenchRun], link: String, target: Double?, caption: String? = nil) -> SVGPlot {
+        let series = runs.filter { $0.link.name == link }.map { r in
             SVGPlot.Series(name: r.codec, points: r.validationByTime.map { (x: $0.seconds, y: $0.loss) })
         }
-        if let t = target, let maxT = series.flatMap({ $0.points.map(\.x) }).max() {
-            series.append(SVGPlot.Series(name: String(format: "target %.3f", t), points: [(0, t), (maxT, t)], dashed: true))
-        }
-        return SVGPlot(title: "Validation loss vs emulated time, link \(link)", xLabel: "emulated wall-clock time (s)",
-                       yLabel: "validation loss", series: series)
+        var plot = SVGPlot(title: "Validation loss vs emulated time, link \(link)", xLabel: "emulated wall-clock time (s)",
+                           yLabel: "validation loss", series: series, caption: caption)
+        if let t = target { plot.hLines = [(t, String(format: "target %.3f", t))] }
+        return plot
     }
 
-    /// Steady step time against link bandwidth, one line per codec; a link without a
-    /// bandwidth limit ("off") is drawn as a dashed level for each codec.
-    public static func stepTimeVsBandwidth(_ rows: [BenchRow]) -> SVGPlot {
-        var series: [SVGPlot.Series] = []
-        let codecs = rows.map(\.run.codec).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
-        let bws = rows.compactMap(\.run.link.bitsPerSecond)
-        for c in codecs {
-            let mine = rows.filter { $0.run.codec == c }
-            let pts = mine.compactMap { r in r.run.link.bitsPerSecond.map { (x: $0, y: r.steady.seconds) } }.sorted { $0.x < $1.x }
-            if !pts.isEmpty { series.append(SVGPlot.Series(name: c, points: pts)) }
-            if let off = mine.first(where: { $0.run.link.bitsPerSecond == nil }), let lo = bws.min(), let hi = bws.max() {
-                series.append(SVGPlot.Series(name: "\(c), \(off.run.link.name)", points: [(lo, off.steady.seconds), (hi, off.steady.seconds)], dashed: true))
-            }
-        }
-        return SVGPlot(title: "Steady step time vs link bandwidth", xLabel: "bandwidth (bit/s)", yLabel: "steady step time (s)",
-                       logX: true, series: series)
+    /// The distinct latencies of the bandwidth-limited links in `rows`, in order.
+    public static func latencies(_ rows: [BenchRow]) -> [Double] {
+        rows.filter { $0.run.link.bitsPerSecond != nil }.map(\.run.link.latency).reduce(into: [Double]()) { if !$0.contains($1) { $0.append($1) } }
     }
+
+    /// Steady step time against bandwidth (log axis) at one latency: a line per codec over
+    /// the links with that latency, and the step with no link as one dashed reference.
+    public static func stepTimeVsBandwidth(_ rows: [BenchRow], latency: Double, caption: String? = nil) -> SVGPlot {
+        let codecs = rows.map(\.run.codec).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        var series: [SVGPlot.Series] = []
+        for c in codecs {
+            let pts = rows.filter { $0.run.codec == c && $0.run.link.latency == latency }
+                .compactMap { r in r.run.link.bitsPerSecond.map { (x: $0, y: r.steady.seconds) } }.sorted { $0.x < $1.x }
+            if !pts.isEmpty { series.append(SVGPlot.Series(name: c, points: pts)) }
+        }
+        let ms = latency * 1000
+        var plot = SVGPlot(title: "Steady step time vs bandwidth, latency \(ms == ms.rounded() ? String(Int(ms)) : String(format: "%.2g", ms)) ms",
+                           xLabel: "link bandwidth (bit/s, log scale)", yLabel: "steady step time (s)", logX: true, series: series, caption: caption)
+        if let off = rows.first(where: { $0.run.link.isOff }) {
+            plot.hLines = [(off.steady.seconds, "\(off.run.codec), no link: \(String(format: "%.3g", off.steady.seconds)) s")]
+        }
+        return plot
+    }
+
+
 }

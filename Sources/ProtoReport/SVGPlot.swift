@@ -70,7 +70,10 @@ public struct SVGPlot {
     }
 
     public func render() -> String {
-        let left = 72.0, right = 220.0, top = 42.0, bottom = caption == nil ? 58.0 : 78.0
+        // The legend column is as wide as its longest entry.
+        let longest = (series.filter { !($0.muted && $0.name.isEmpty) }.map(\.name) + hLines.map(\.label)).map(\.count).max() ?? 10
+        let left = 72.0, right = max(160.0, 52 + 6.6 * Double(longest)), top = 42.0, bottom = caption == nil ? 58.0 : 78.0
+        let width = max(self.width, left + 500 + right)
         let pw = width - left - right, ph = height - top - bottom
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
         let ys = all.map(\.y) + hLines.map(\.y)
@@ -108,11 +111,12 @@ public struct SVGPlot {
         s += "<rect x=\"\(f(left))\" y=\"\(f(top))\" width=\"\(f(pw))\" height=\"\(f(ph))\" fill=\"none\" stroke=\"#444\"/>\n"
         s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(top + ph + 38))\" text-anchor=\"middle\">\(Self.esc(xLabel))</text>\n"
         s += "<text transform=\"translate(18,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(Self.esc(yLabel))</text>\n"
-        for h in hLines {
-            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>"
-            s += "<text x=\"\(f(left + pw - 4))\" y=\"\(f(py(h.y) - 4))\" text-anchor=\"end\" fill=\"#555\">\(Self.esc(h.label))</text>\n"
-        }
         var legend = 0
+        // Reference levels: dashed grey across the plot, named in the legend (not over the data).
+        for h in hLines {
+            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>\n"
+        }
+        let legendRefs = hLines
         var styleIndex = 0
         for ser in series {
             let pts = ser.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
@@ -138,6 +142,12 @@ public struct SVGPlot {
             if ser.line { s += "\n<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"\(color)\" stroke-width=\"2\"\(dash)/>" }
             if ser.markers && !ser.muted { s += Self.marker(shape, lx + 13, ly - 4, color) }
             s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\">\(Self.esc(ser.name))</text>\n"
+        }
+        for h in legendRefs {
+            let ly = top + 12 + Double(legend) * 19, lx = left + pw + 14
+            legend += 1
+            s += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>"
+            s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\" fill=\"#444\">\(Self.esc(h.label))</text>\n"
         }
         if let caption {
             s += "<text x=\"\(f(left))\" y=\"\(f(height - 12))\" font-size=\"10.5\" fill=\"#555\">\(Self.esc(caption))</text>\n"

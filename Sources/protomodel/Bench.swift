@@ -114,7 +114,7 @@ struct Bench: ParsableCommand {
         let notes = [
             "model: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(size) stages (split \(session.split.map(String.init).joined(separator: ","))), \(pipeline.schedule.rawValue)",
             "run: \(tc.steps) steps × \(session.tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR), data \(options.data), validation every \(evalEvery) steps",
-            "clock: \(session.clock.rawValue) (\(session.clock == .virtual ? "per-rank clocks from thread CPU time and the link model" : "real sleeps on the wall clock"))",
+            "clock: \(session.clock.rawValue) (\(session.clock == .virtual ? "per-rank clocks from thread CPU time and the link model" : "real sleeps on the wall clock")), link model \(session.settings.linkKind.rawValue), stage speed \(session.stageSpeed)" + (session.stageSpeed == .native ? "" : String(format: " (this core %.0f GFLOP/s: compute × %.4g)", session.coreFlops / 1e9, session.computeScale)),
             "target validation loss for T: " + (target.map { String(format: "%.4f", $0) } ?? "none") + (targetLoss == nil ? " (the best loss reached by the worst codec among those within 20% of the best codec)" : ""),
             "steady state: three consecutive \(steadyWindow)-step windows within \(steadyTolerance * 100)%",
             "git \(RunInfo.gitRevision), \(RunInfo.host), \(MPIEnv.libraryVersion), total wall time \(formatDuration(Clock.wall() - wallStart))",
@@ -125,11 +125,16 @@ struct Bench: ParsableCommand {
         try AtomicFile.write(Data(md.utf8), to: out.appendingPathComponent("results.md"))
         try AtomicFile.write(Data(BenchReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
         try AtomicFile.write(BenchReport.json(rows, meta: ["notes": notes, "target_loss": target as Any]), to: out.appendingPathComponent("results.json"))
-        var plots = ["steptime_vs_bandwidth.svg"]
-        try AtomicFile.write(Data(BenchReport.stepTimeVsBandwidth(rows).render().utf8), to: out.appendingPathComponent(plots[0]))
+        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer), \(size) stages, B=\(tc.batchSize) M=\(tc.microbatches) T=\(cfg.seqLen), \(session.clock.rawValue) clock, \(session.settings.linkKind.rawValue) links, stages at \(session.stageSpeed)"
+        var plots: [String] = []
+        for lat in BenchReport.latencies(rows) {
+            let name = String(format: "steptime_vs_bandwidth_%gms.svg", lat * 1000)
+            try AtomicFile.write(Data(BenchReport.stepTimeVsBandwidth(rows, latency: lat, caption: caption).render().utf8), to: out.appendingPathComponent(name))
+            plots.append(name)
+        }
         for l in linkModels {
             let name = "loss_vs_time_" + l.name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() + ".svg"
-            try AtomicFile.write(Data(BenchReport.lossVsTime(runs, link: l.name, target: target).render().utf8), to: out.appendingPathComponent(name))
+            try AtomicFile.write(Data(BenchReport.lossVsTime(runs, link: l.name, target: target, caption: caption).render().utf8), to: out.appendingPathComponent(name))
             plots.append(name)
         }
         print("")

@@ -47,12 +47,14 @@ final class BenchReportTests: XCTestCase {
         XCTAssertTrue(csv[2].hasPrefix("dense,80mbit,80000000.0,0.0,virtual,"), String(csv[2]))
         let json = try JSONSerialization.jsonObject(with: BenchReport.json(rows, meta: ["target_loss": 3.2])) as! [String: Any]
         XCTAssertEqual((json["results"] as! [[String: Any]]).count, 3)
-        let svg = BenchReport.stepTimeVsBandwidth(rows).render()
+        XCTAssertEqual(BenchReport.latencies(rows), [0])
+        let svg = BenchReport.stepTimeVsBandwidth(rows, latency: 0, caption: "cap").render()
         XCTAssertTrue(svg.hasPrefix("<svg"))
-        XCTAssertTrue(svg.contains("dense, off"), "the unlimited link is a dashed level")
-        XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 3)
+        XCTAssertTrue(svg.contains("dense, no link"), "the unlimited link is one dashed reference")
+        XCTAssertTrue(svg.contains(">cap<"), "the caption says what produced the figure")
+        XCTAssertEqual(svg.components(separatedBy: "dense, no link").count - 1, 1, "drawn once")
         let loss = BenchReport.lossVsTime([a, b, c], link: "80mbit", target: 3.2).render()
-        XCTAssertEqual(loss.components(separatedBy: "<polyline").count - 1, 3, "two codecs and the target line")
+        XCTAssertTrue(loss.contains("target 3.200"))
         XCTAssertTrue(loss.hasSuffix("</svg>\n"))
     }
 }
