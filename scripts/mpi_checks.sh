@@ -61,6 +61,21 @@ same_losses np1 np3-uneven
 PM_ENV=PROTOMODEL_MAX_MESSAGE_BYTES=4096 run 4 np4-pieces "${common[@]}"
 same_losses np4-1f1b np4-pieces
 
+# The same run over TCP: on loopback, and across two network-namespace "hosts" (the
+# multi-host launch path: rsh agent, remote daemons, TCP between ranks) — same losses.
+run 2 np2-shm "${common[@]}"
+PM_ENV=OMPI_MCA_btl=tcp,self run 2 np2-tcp "${common[@]}"
+same_losses np2-shm np2-tcp
+if scripts/hosts.sh check >/dev/null 2>&1; then
+  timeout 300 scripts/hosts.sh run 2 off -- train --data data/kjv --eval-every 0 --eval-batches 4 "${common[@]}" \
+    --out "$PWD/$OUT/np2-hosts" --log "$PWD/$OUT/np2-hosts.jsonl" > "$OUT/np2-hosts.out" 2>&1 \
+    || { echo "mpi-checks: np2-hosts failed:" >&2; cat "$OUT/np2-hosts.out" >&2; fail=1; }
+  same_losses np2-shm np2-hosts
+  ip netns list | grep -q pmh && { echo "mpi-checks: FAIL the test bed left namespaces behind" >&2; fail=1; }
+else
+  echo "mpi-checks: skip np2-hosts: $(scripts/hosts.sh check 2>&1)"
+fi
+
 # Compressed pipeline = one process of the same subspace model, both ways of keeping the constraint.
 run 1 sub-np1 "${common[@]}" --codec subspace --rank-k 16
 run 4 sub-np4 "${common[@]}" --codec subspace --rank-k 16
