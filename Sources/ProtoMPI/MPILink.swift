@@ -116,6 +116,20 @@ public final class MPILink: StageLink {
         return count
     }
 
+    private var lastProgress = 0.0
+
+    /// Enters MPI's progress engine (one MPI_Iprobe on any source) at most every 100 µs, so
+    /// rendezvous transfers (TCP messages above the eager limit) move while this rank
+    /// computes instead of waiting for its next receive.
+    public func progress() {
+        let now = Clock.wall()
+        guard now - lastProgress > 1e-4 else { return }
+        lastProgress = now
+        var flag: Int32 = 0
+        var status = MPI_Status()
+        _ = MPI_Iprobe(pm_any_source(), pm_any_tag(), pm_comm_world(), &flag, &status)
+    }
+
     public func waitSends() throws {
         var reqs = pending.map { $0.0 }
         if !reqs.isEmpty {

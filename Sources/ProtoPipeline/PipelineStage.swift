@@ -85,6 +85,8 @@ public final class PipelineStage {
         model = StageModel(config: config, stage: stage, batchSize: train.batchSize, slots: slots)
         optimizer = AdamW(layout: model.layout, config: train.adamw)
         codec = makeCodec(model)
+        let link = comm.link
+        model.progress = { link.progress() }
         freeSlots = Array((0..<slots).reversed())
         let N = model.tokensPerMicrobatch
         ids = Array(repeating: [Int32](repeating: 0, count: N), count: schedule.microbatches)

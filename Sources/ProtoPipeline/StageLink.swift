@@ -18,6 +18,8 @@ public protocol StageLink: AnyObject {
     /// Every rank's `values` (same length everywhere) at `root`; nil on the other ranks.
     func gather(_ values: [Double], root: Int) throws -> [[Double]]?
     func barrier() throws
+    /// Lets the transport move messages in flight (called between kernels while computing).
+    func progress()
 }
 
 /// Message kinds; the tag of a message is kind·4096 + (micro-batch or index) mod 4096, so
@@ -105,6 +107,8 @@ public struct StageComm {
 }
 
 extension StageLink {
+    public func progress() {}
+
     /// Every rank's bytes at `root` (in rank order), nil elsewhere. Point-to-point, so a rank
     /// that never arrives ends in the receive timeout, not a hang.
     public func gatherData(_ data: Data, root: Int) throws -> [Data]? {

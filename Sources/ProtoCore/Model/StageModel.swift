@@ -63,6 +63,10 @@ public final class StageModel {
     public let projectors: [Int: Basis]
     /// An (N, k) work buffer.
     let kbuf: FloatBuffer
+    /// Called between the large kernels of forward and backward: a pipeline stage lets its
+    /// transport move messages while it computes (TCP sends larger than the eager limit
+    /// only progress while the sender is inside MPI).
+    public var progress: (() -> Void)?
     private var reparam: Bool { config.subspace?.mode == .reparam }
     private var adaptive: Bool { config.subspace?.adaptive != nil }
 
@@ -366,15 +370,19 @@ public final class StageModel {
         let N = B * T, eps = config.normEps
         rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, N, C, eps: eps)
         linearForward(a.qkv, a.ln1, w.qkv, N, C, 3 * C)
+        progress?()
         ropeApply(a.qkv, rope, B, T, C, NH)
         attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
+        progress?()
         a.res1.update(from: x, count: N * C)
         residualProject(a.res1, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR)
         rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
         linearForward(a.fch, a.ln2, w.fc, N, C, H)
+        progress?()
         reluSquaredForward(a.fca, a.fch, N * H)
         a.res2.update(from: a.res1, count: N * C)
         residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR)
+        progress?()
     }
 
     /// res (N, C) += y, the sublayer's write: y = inp (N, IN) · W, or through the subspace
@@ -444,15 +452,19 @@ public final class StageModel {
         let N = B * T, s = scratch
         residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR,
                                 scratchA: s.datty, scratchB: s.dqkv)
+        progress?()
         reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
         linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
+        progress?()
         rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
         residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR,
                                 scratchA: s.dln, scratchB: s.dqkv)
         attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
+        progress?()
         ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
         linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)
         rmsnormBackward(s.dres, dw.ln1, s.dln, x, w.ln1, a.ln1Rstd, N, C)
+        progress?()
     }
 
     /// Σ grad² over this stage's Euclidean parameters (the global norm all-reduces these;
