@@ -1,6 +1,7 @@
 // The raw text a tokenizer is trained on: one file, or every regular file in a folder
 // (sorted by name, concatenated).
 import Foundation
+import ProtoCore
 
 public enum Corpus {
     /// Reads `path` (file or folder). Throws if nothing is there or it is empty.
@@ -11,16 +12,19 @@ public enum Corpus {
         }
         var out: [UInt8] = []
         if isDir.boolValue {
-            let names = try FileManager.default.contentsOfDirectory(atPath: path).filter { !$0.hasPrefix(".") }.sorted()
+            guard let listed = try? FileManager.default.contentsOfDirectory(atPath: path) else {
+                throw DataError.io(path: path, problem: "cannot list the folder: \(AtomicFile.explain(EACCES))")
+            }
+            let names = listed.filter { !$0.hasPrefix(".") }.sorted()
             for n in names {
                 let p = (path as NSString).appendingPathComponent(n)
                 var d: ObjCBool = false
                 if FileManager.default.fileExists(atPath: p, isDirectory: &d), !d.boolValue {
-                    out.append(contentsOf: try Data(contentsOf: URL(fileURLWithPath: p)))
+                    out.append(contentsOf: try FileIO.read(URL(fileURLWithPath: p)))
                 }
             }
         } else {
-            out = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+            out = [UInt8](try FileIO.read(URL(fileURLWithPath: path)))
         }
         guard !out.isEmpty else { throw DataError.empty(path: path, fix: "give a corpus with some text in it") }
         return out

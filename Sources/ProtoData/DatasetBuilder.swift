@@ -36,7 +36,7 @@ public enum DatasetBuilder {
         let outURL = URL(fileURLWithPath: out)
         let staging = URL(fileURLWithPath: out + ".partial-\(getpid())")
         try? FileManager.default.removeItem(at: staging)
-        try FileManager.default.createDirectory(at: staging, withIntermediateDirectories: true)
+        try AtomicFile.makeFolder(staging)
         do {
             try tok.save(to: staging.appendingPathComponent("tokenizer.json"))
             for (name, toks) in [("train", trainTok), ("val", valTok)] {
@@ -52,7 +52,9 @@ public enum DatasetBuilder {
             // Replace an earlier output only after everything is written (checked above: it
             // holds nothing but what prepare writes).
             if FileManager.default.fileExists(atPath: outURL.path) { try FileManager.default.removeItem(at: outURL) }
-            try FileManager.default.moveItem(at: staging, to: outURL)
+            guard rename(staging.path, outURL.path) == 0 else {
+                throw DataError.io(path: out, problem: "cannot move the new data into place: \(AtomicFile.explain(errno))")
+            }
         } catch {
             try? FileManager.default.removeItem(at: staging)
             throw error

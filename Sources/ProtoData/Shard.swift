@@ -28,7 +28,7 @@ public enum Shard {
         guard FileManager.default.fileExists(atPath: p) else {
             throw DataError.missing(path: p, fix: "run `protomodel prepare` to write the shards")
         }
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        let data = try FileIO.read(url, mapped: true)
         guard data.count >= headerBytes else {
             throw DataError.badShard(path: p, problem: "\(data.count) bytes is shorter than the \(headerBytes)-byte header")
         }

@@ -173,7 +173,7 @@ public final class Tokenizer: @unchecked Sendable {
         let size = (try? FileManager.default.attributesOfItem(atPath: p)[.size] as? NSNumber)?.intValue ?? 0
         guard size <= 64 << 20 else { throw DataError.badTokenizer(path: p, problem: "\(size) bytes is far larger than any tokenizer of at most 65536 tokens") }
         let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw DataError.io(path: p, problem: "cannot read: \(error.localizedDescription)") }
+        data = try FileIO.read(url)
         guard let f = try? JSONDecoder().decode(FileFormat.self, from: data) else {
             throw DataError.badTokenizer(path: p, problem: "not a protomodel tokenizer file (JSON with format/version/merges expected)")
         }

@@ -198,13 +198,15 @@ public final class JSONLWriter {
     public init(path: String, append: Bool = false) throws {
         self.path = path
         let url = URL(fileURLWithPath: path)
-        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try AtomicFile.makeFolder(url.deletingLastPathComponent())
         if !(append && FileManager.default.fileExists(atPath: path)) {
             guard FileManager.default.createFile(atPath: path, contents: nil) else {
                 throw IOError(path: path, problem: "cannot create the log file (check the folder exists and is writable)")
             }
         }
-        handle = try FileHandle(forWritingTo: url)
+        do { handle = try FileHandle(forWritingTo: url) } catch {
+            throw IOError(path: path, problem: "cannot open the log for writing: \(AtomicFile.explain(access(path, W_OK) == 0 ? EIO : errno))")
+        }
         if append { try handle.seekToEnd() }
     }
 

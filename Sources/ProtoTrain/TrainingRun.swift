@@ -70,7 +70,7 @@ public struct LoadedData {
         guard vb.count == valMicrobatches else {
             throw DataError.tooSmall(path: dir, problem: "its validation data has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(valMicrobatches) needed; lower --eval-batches or --batch-size")
         }
-        let tokBytes = try Data(contentsOf: url.appendingPathComponent("tokenizer.json"))
+        let tokBytes = try FileIO.read(url.appendingPathComponent("tokenizer.json"))
         let shardIDs = trainShards.map { u -> String in
             let size = (try? FileManager.default.attributesOfItem(atPath: u.path)[.size] as? NSNumber)?.intValue ?? -1
             return "\(u.lastPathComponent):\(size)"

@@ -120,7 +120,7 @@ struct Bench: ParsableCommand {
             "git \(RunInfo.gitRevision), \(RunInfo.host), \(MPIEnv.libraryVersion), total wall time \(formatDuration(Clock.wall() - wallStart))",
         ]
         let out = URL(fileURLWithPath: benchOut)
-        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+        try AtomicFile.makeFolder(out)
         let md = "# protomodel bench\n\n" + BenchReport.markdown(rows, notes: notes)
         try AtomicFile.write(Data(md.utf8), to: out.appendingPathComponent("results.md"))
         try AtomicFile.write(Data(BenchReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))

@@ -94,10 +94,10 @@ struct Converge: ParsableCommand {
         }
         let evalEvery = options.evalEvery ?? max(1, tc.steps / 12)
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
-            .joined(separator: ",") + "|tok:" + Digest.sha256(try Data(contentsOf: dir.appendingPathComponent("tokenizer.json")))
+            .joined(separator: ",") + "|tok:" + Digest.sha256(try FileIO.read(dir.appendingPathComponent("tokenizer.json")))
 
         let out = URL(fileURLWithPath: benchOut), runsDir = out.appendingPathComponent("runs")
-        try FileManager.default.createDirectory(at: runsDir, withIntermediateDirectories: true)
+        try AtomicFile.makeFolder(runsDir)
         let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline"
         print("converge    \(specs.count) variant(s): \(caption)")
         print("            results in \(benchOut)/ (finished variants are kept in runs/ and reused; --fresh retrains)")

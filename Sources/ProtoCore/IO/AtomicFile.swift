@@ -94,3 +94,18 @@ public struct IOError: Error, CustomStringConvertible, Equatable {
     public init(path: String, problem: String) { self.path = path; self.problem = problem }
     public var description: String { "\(path): \(problem)" }
 }
+
+/// Reading files with errors that name the file and the fix (not Foundation's dumps).
+public enum FileIO {
+    public static func read(_ url: URL, mapped: Bool = false) throws -> Data {
+        do { return try Data(contentsOf: url, options: mapped ? .alwaysMapped : []) } catch {
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+                throw IOError(path: url.path, problem: "not found")
+            }
+            if isDir.boolValue { throw IOError(path: url.path, problem: "is a folder, where a file is expected") }
+            if access(url.path, R_OK) != 0 { throw IOError(path: url.path, problem: "cannot read it: \(AtomicFile.explain(errno))") }
+            throw IOError(path: url.path, problem: "cannot read it (\((error as NSError).localizedDescription))")
+        }
+    }
+}

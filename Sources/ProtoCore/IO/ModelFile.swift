@@ -42,7 +42,7 @@ public enum ModelFile {
         guard (st.st_mode & S_IFMT) == S_IFREG else { throw IOError(path: p, problem: "is not a regular file") }
         let size = Int(st.st_size)
         guard size >= 16 else { throw bad("only \(size) bytes") }
-        let data = try Data(contentsOf: url, options: .alwaysMapped)
+        let data = try FileIO.read(url, mapped: true)
         func i32(_ o: Int) -> Int32 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: Int32.self) } }
         func i64(_ o: Int) -> Int64 { data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: o, as: Int64.self) } }
         guard i32(0) == magic else { throw bad("bad magic \(i32(0)), expected \(magic)") }
