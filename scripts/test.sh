@@ -14,6 +14,8 @@ swift build -c release --product protomodel
 [ -s data/kjv/tokenizer.json ] || .build/release/protomodel prepare --input data/kjv.txt --out data/kjv
 echo "== multi-rank checks under mpirun"
 scripts/mpi_checks.sh
+echo "== models out: Hugging Face export checked with transformers (skipped if it cannot be installed)"
+scripts/hf_check.sh
 echo "== Slurm job scripts under sbatch"
 scripts/slurm_test.sh
 echo "== all tests passed"

@@ -90,7 +90,7 @@ struct Converge: ParsableCommand {
                                        seqLen: cfg.seqLen, batchSize: tc.batchSize, seed: 0, shuffle: false)
         let val = valLoader.fixedBatches(valCount, skip: valSlice == .tune ? valCount : 0)
         guard val.count == valCount else {
-            throw ValidationError("\(options.data) has validation data for \(valLoader.windowCount / tc.batchSize) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens; the \(valSlice.rawValue) slice needs \(valCount)\(valSlice == .tune ? " after the report slice" : "") — lower --val-tokens or prepare more data")
+            throw CLIError("\(options.data) has validation data for \(valLoader.windowCount / tc.batchSize) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens; the \(valSlice.rawValue) slice needs \(valCount)\(valSlice == .tune ? " after the report slice" : "") — lower --val-tokens or prepare more data")
         }
         let evalEvery = options.evalEvery ?? max(1, tc.steps / 12)
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }

@@ -52,3 +52,10 @@ func runSettings(model: ModelOptions, options: TrainOptions, pipeline: PipelineO
                        clock: pipeline.clock, evalBatches: options.evalBatches, data: options.data, threads: threading.threads,
                        linkKind: pipeline.linkModel, stageSpeed: pipeline.stageSpeed, extra: extra)
 }
+
+/// A problem found while a command runs (not a malformed flag): printed as "Error: …"
+/// without the usage text ArgumentParser adds to ValidationError.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}

@@ -26,7 +26,7 @@ struct Sample: ParsableCommand {
         let model = try ModelFile.load(dir.appendingPathComponent("model.bin"))
         let tok = try Tokenizer.load(from: dir.appendingPathComponent("tokenizer.json"))
         guard tok.vocabSize == model.config.vocabSize else {
-            throw ValidationError("\(runDir)/tokenizer.json has \(tok.vocabSize) tokens but the model expects \(model.config.vocabSize); the two files come from different runs")
+            throw CLIError("\(runDir)/tokenizer.json has \(tok.vocabSize) tokens but the model expects \(model.config.vocabSize); the two files come from different runs")
         }
         let ids = tok.encode(prompt).map { Int32($0) }
         let out = Sampler.generate(model, prompt: ids, count: tokens,

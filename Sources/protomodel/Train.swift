@@ -20,6 +20,8 @@ struct Train: ParsableCommand {
     @OptionGroup var codec: CodecOptions
     @OptionGroup var checkpoint: CheckpointOptions
     @OptionGroup var threading: ThreadOptions
+    @Option(name: .customLong("init-from"), help: "Start from a Hugging Face folder (protomodel's `export`, or any Arcee checkpoint of a supported shape) instead of the seed; the model shape comes from the folder.")
+    var initFrom: String?
 
     func run() throws {
         try runRanks(recvTimeout: pipeline.recvTimeout) { try train($0) }
@@ -27,12 +29,23 @@ struct Train: ParsableCommand {
 
     private func train(_ link: MPILink) throws {
         let rank = link.rank, size = link.size
-        let (choice, settings) = try agreedCheck(rank: rank) { () -> (Variant, RunSettings) in
+        let (choice, settings, initial) = try agreedCheck(rank: rank) { () -> (Variant, RunSettings, (config: ModelConfig, params: [Float])?) in
             try threading.apply()
             try checkpoint.validate(ranks: size)
             let c = try codec.choice()
-            return (c, try runSettings(model: model, options: options, pipeline: pipeline, threading: threading,
-                                       extra: ["\(c)", codec.link, "\(checkpoint)"]))
+            var s = try runSettings(model: model, options: options, pipeline: pipeline, threading: threading,
+                                    extra: ["\(c)", codec.link, "\(checkpoint)", initFrom ?? ""])
+            var initial: (config: ModelConfig, params: [Float])?
+            if let dir = initFrom {
+                if checkpoint.resume { throw CLIError("--init-from starts a new run; --resume continues one from its checkpoints — use one of them") }
+                let loaded = try HuggingFace.load(URL(fileURLWithPath: dir))
+                var base = loaded.config
+                base.subspace = nil; base.projector = nil
+                s.model = base
+                s.vocabSize = loaded.config.vocabSize
+                initial = loaded
+            }
+            return (c, s, initial)
         }
         let emuLink = try agreedCheck(rank: rank) { try LinkModel.parse(codec.link) }
         let run = try TrainingRun(link: link, settings: settings, localRanks: MPIEnv.localSize,
@@ -52,6 +65,20 @@ struct Train: ParsableCommand {
         }
         try TrainingRun.agree(link, problem, everyRankSays: false)
         let (trainer, cfg) = try run.makeTrainer(variant: choice, links: [emuLink])
+        if let initial {
+            // The folder's model, each rank its own tensors; the optimizer starts fresh.
+            try agreedCheck(rank: rank) {
+                guard cfg == initial.config else {
+                    throw CLIError("--init-from \(initFrom!): the folder holds \(initial.config.subspace != nil || initial.config.projector != nil ? "a subspace/projector model" : "a dense model"), but --codec \(choice) trains \(cfg.subspace != nil || cfg.projector != nil ? "a subspace/projector model" : "a dense model") of another shape; use the codec it was trained with (a raw export keeps a subspace model's factors)")
+                }
+            }
+            let whole = ParamLayout(config: cfg, stage: .whole(cfg))
+            let mine = trainer.stage.model
+            for t in mine.layout.tensors {
+                let w = whole.tensor(t.name)!
+                initial.params.withUnsafeBufferPointer { (mine.params.ptr + t.offset).update(from: $0.baseAddress! + w.offset, count: t.count) }
+            }
+        }
         let label = try choice.label(run.base, split: run.split)
         trainer.stage.skipNonFinite = checkpoint.skipNonFinite
         if let (r, s) = try CheckpointOptions.rankStep(checkpoint.debugNaNAt, "--debug-nan-at"), r == rank { trainer.stage.injectNaNAtStep = s }

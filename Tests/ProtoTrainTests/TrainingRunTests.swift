@@ -140,8 +140,9 @@ final class TrainingRunTests: XCTestCase {
     }
 
     func testClockAutoIsOneChoiceForTheJob() throws {
-        var s = try settings(steps: 1)
-        s.clock = .auto
+        var auto = try settings(steps: 1)
+        auto.clock = .auto
+        let s = auto
         nonisolated(unsafe) var clocks = [ClockMode?](repeating: nil, count: 2)
         // Rank 1's node is oversubscribed, rank 0's is not: both take the virtual clock.
         let errors = onRanks { r, link in
