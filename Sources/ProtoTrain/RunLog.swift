@@ -116,6 +116,15 @@ public struct StepRecord: Codable, Sendable {
     }
 }
 
+/// The last line of a run stopped by a signal after writing its checkpoint (job scripts
+/// requeue on it: mpirun reports SIGTERM as a failure even when every rank stopped cleanly).
+public struct StopRecord: Codable, Sendable {
+    public var type = "stop"
+    public var signal: Int32
+    public var step: Int
+    public init(signal: Int32, step: Int) { self.signal = signal; self.step = step }
+}
+
 /// The last line of a finished run.
 public struct SummaryRecord: Codable, Sendable {
     public var type = "summary"

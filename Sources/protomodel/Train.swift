@@ -137,7 +137,8 @@ struct Train: ParsableCommand {
         var peakMB: [Double] = []
         let failAt = try CheckpointOptions.rankStep(checkpoint.debugFailAt, "--debug-fail-at")
         let (perBoundary, denseBytes) = run.wireBaseline(cfg)
-        let lastVal = try run.run(trainer, steps: tc.steps, evalEvery: options.evalEvery ?? 50, startStep: startStep,
+        let lastVal: Float?
+        do { lastVal = try run.run(trainer, steps: tc.steps, evalEvery: options.evalEvery ?? 50, startStep: startStep,
                                   position: position, checkpoints: manager, checkpointEvery: checkpoint.checkpointEvery,
                                   beforeStep: { step in
                                       if let f = failAt, f.rank == rank, f.step == step {
@@ -162,6 +163,9 @@ struct Train: ParsableCommand {
             print(line)
             try log?.write(StepRecord(r, step: step + 1, tokens: tokensPerStep, perBoundary: perBoundary, denseBytes: denseBytes,
                                       emulatedTotal: emulatedTotal, val: val))
+        } } catch let e as StoppedBySignal {
+            try log?.write(StopRecord(signal: e.signal, step: e.step))
+            throw e
         }
         let whole = try trainer.gatherParameters()
         if rank == 0, let whole, let d = run.data {
