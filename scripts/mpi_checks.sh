@@ -145,6 +145,24 @@ else
   echo "mpi-checks: FAIL stopped rank: exit $rc $((SECONDS - t1)) s after SIGSTOP (124 = hung)" >&2; tail -20 "$OUT/stopped.out" >&2; fail=1
 fi
 
+# Signals to mpirun: every rank finishes its step, checkpoints and stops. SIGUSR1: mpirun
+# exits 75; SIGTERM: mpirun exits 1 (OpenMPI's own abort status), the log ends with a stop record.
+for sig in USR1 TERM; do
+  rm -rf "$OUT/sig-$sig"
+  timeout 120 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+    --eval-every 0 --eval-batches 4 "${common[@]}" --steps 400 --checkpoint-every 1000 --out "$OUT/sig-$sig" \
+    --log "$OUT/sig-$sig/train.jsonl" > "$OUT/sig-$sig.out" 2>&1 &
+  mpid=$!
+  for _ in $(seq 1 60); do grep -q "^step     2/" "$OUT/sig-$sig.out" 2>/dev/null && break; sleep 0.5; done
+  kill -$sig $mpid; rc=0; wait $mpid || rc=$?
+  want=$([ $sig = USR1 ] && echo 75 || echo 1)
+  if [ $rc -eq $want ] && ls "$OUT/sig-$sig/checkpoints"/step_*/manifest.json >/dev/null 2>&1 && tail -n 1 "$OUT/sig-$sig/train.jsonl" | grep -q '"type":"stop"'; then
+    echo "mpi-checks: ok   SIG$sig to mpirun: exit $rc, $(tail -n 1 "$OUT/sig-$sig/train.jsonl"), checkpoint $(ls "$OUT/sig-$sig/checkpoints")"
+  else
+    echo "mpi-checks: FAIL SIG$sig to mpirun: exit $rc (want $want)" >&2; tail -5 "$OUT/sig-$sig.out" >&2; fail=1
+  fi
+done
+
 # Non-finite gradients stop the run with the step and stage named, or are skipped.
 expect_error nonfinite "non-finite gradient norm" 4 "${common[@]}" --debug-nan-at 1:2
 run 4 nonfinite-skip "${common[@]}" --debug-nan-at 1:2 --skip-nonfinite
