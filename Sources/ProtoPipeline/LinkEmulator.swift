@@ -30,14 +30,27 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     public var bitsPerSecond: Double?
     /// One-way latency in seconds.
     public var latency: Double
-    public var kind: LinkKind = .speedrun
+    public var kind: LinkKind = .speedrun {
+        didSet { boundaries = boundaries?.map { var b = $0; b.kind = kind; return b } }
+    }
+    /// One link per pipeline boundary ("200mbit:50ms/20mbit:50ms/…"), each with its own queue
+    /// at the receiver; nil: this link on every boundary, one inbound queue per receiving rank
+    /// shared by its forward and backward traffic. With boundaries, bitsPerSecond/latency
+    /// above describe the slowest one (for tables).
+    public var boundaries: [LinkModel]?
 
     public init(name: String, bitsPerSecond: Double?, latency: Double, kind: LinkKind = .speedrun) {
         self.name = name; self.bitsPerSecond = bitsPerSecond; self.latency = latency; self.kind = kind
     }
 
+    /// The link messages crossing `boundary` (between stage b and b+1) use.
+    public func link(boundary: Int) -> LinkModel {
+        guard let b = boundaries else { return self }
+        return b[min(max(0, boundary), b.count - 1)]
+    }
+
     public static let off = LinkModel(name: "off", bitsPerSecond: nil, latency: 0)
-    public var isOff: Bool { bitsPerSecond == nil && latency == 0 }
+    public var isOff: Bool { bitsPerSecond == nil && latency == 0 && (boundaries?.allSatisfy(\.isOff) ?? true) }
     public var description: String { name }
 
     /// Seconds to push `bytes` through the link, latency excluded.
@@ -59,6 +72,14 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     /// "1gbit:1ms", "500kbit:0.2s". Units: bit, kbit, mbit, gbit (also kbps/mbps/gbps);
     /// latency us, ms, s.
     public static func parse(_ text: String) throws -> LinkModel {
+        if text.contains("/") {
+            let parts = try text.split(separator: "/", omittingEmptySubsequences: false).map { try parse(String($0)) }
+            let rates = parts.compactMap(\.bitsPerSecond)
+            var m = LinkModel(name: text, bitsPerSecond: rates.count == parts.count ? rates.min() : rates.min(),
+                              latency: parts.map(\.latency).max() ?? 0)
+            m.boundaries = parts
+            return m
+        }
         let s = text.lowercased().trimmingCharacters(in: .whitespaces)
         if s == "off" || s == "none" { return .off }
         if let p = presets.first(where: { $0.name == s }) {
@@ -75,7 +96,7 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     }
 
     private static func bad(_ text: String) -> LinkError {
-        LinkError("--link '\(text)': expected off, a preset (\(presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY] such as 80mbit, 200mbit:50ms, 1gbit:1ms")
+        LinkError("--link '\(text)': expected off, a preset (\(presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY] such as 80mbit, 200mbit:50ms, 1gbit:1ms — or one of those per boundary, separated by /")
     }
 
     private static func split(_ s: String) -> (Double, String)? {
@@ -134,11 +155,12 @@ public final class EmulatedTime {
     public let mode: ClockMode
     public let links: [LinkModel]
     public private(set) var clocks: [Double]
-    private var inbound: [InboundLink]
+    /// Per followed link: one inbound queue, or one per boundary for per-boundary links.
+    private var inbound: [[InboundLink]]
     private let epoch: Double
     /// Per-link accumulators for the current step.
     public private(set) var timing: [LinkTiming]
-    private var saved: ([Double], [InboundLink])?
+    private var saved: ([Double], [[InboundLink]])?
     private var suspended: Bool { saved != nil }
 
     /// What one CPU second of compute is charged on the virtual clocks (emulated stage speed).
@@ -151,7 +173,7 @@ public final class EmulatedTime {
         precondition(mode == .virtual || computeScale == 1, "an emulated stage speed needs the virtual clock")
         self.mode = mode; self.links = links; self.epoch = epoch; self.computeScale = computeScale
         clocks = Array(repeating: 0, count: links.count)
-        inbound = Array(repeating: InboundLink(), count: links.count)
+        inbound = links.map { Array(repeating: InboundLink(), count: $0.boundaries?.count ?? 1) }
         timing = Array(repeating: LinkTiming(), count: links.count)
     }
 
@@ -173,7 +195,7 @@ public final class EmulatedTime {
     /// A message of `bytes` with sender clocks `stamps` was received. In sleep mode pass
     /// the wall-clock instants (relative to the epoch) when the receive began and returned;
     /// the call sleeps until the emulated arrival.
-    public func received(stamps: [Double], bytes: Int, waitBegan: Double = 0, receivedAt: Double = 0) throws {
+    public func received(stamps: [Double], bytes: Int, boundary: Int = 0, waitBegan: Double = 0, receivedAt: Double = 0) throws {
         guard stamps.count == links.count else {
             throw LinkError("message carries \(stamps.count) clock stamp(s), this rank follows \(links.count) link(s) (do all ranks run the same --link/--clock?)")
         }
@@ -181,15 +203,15 @@ public final class EmulatedTime {
         switch mode {
         case .virtual:
             for i in links.indices {
-                let c = clocks[i], sent = stamps[i]
-                let arrive = inbound[i].arrival(sentAt: sent, bytes: bytes, link: links[i])
+                let c = clocks[i], sent = stamps[i], q = slot(i, boundary)
+                let arrive = inbound[i][q].arrival(sentAt: sent, bytes: bytes, link: links[i].link(boundary: boundary))
                 timing[i].bubbleWait += max(0, sent - c)
                 timing[i].linkWait += max(0, arrive - max(c, sent))
                 clocks[i] = max(c, arrive)
             }
         case .sleep:
-            let sent = stamps[0]
-            let arrive = inbound[0].arrival(sentAt: sent, bytes: bytes, link: links[0])
+            let sent = stamps[0], q = slot(0, boundary)
+            let arrive = inbound[0][q].arrival(sentAt: sent, bytes: bytes, link: links[0].link(boundary: boundary))
             var now = receivedAt
             if arrive > now { sleepSeconds(arrive - now); now = max(arrive, wallNow()) }
             let bubble = max(0, min(now, sent) - waitBegan)
@@ -197,6 +219,8 @@ public final class EmulatedTime {
             timing[0].linkWait += max(0, now - waitBegan - bubble)
         }
     }
+
+    private func slot(_ i: Int, _ boundary: Int) -> Int { min(max(0, boundary), inbound[i].count - 1) }
 
     /// The all-reduce of the gradient norm: every clock becomes the latest rank's clock
     /// (`maxClocks`, all-reduced with max) plus a reduce-and-broadcast tree over `ranks`

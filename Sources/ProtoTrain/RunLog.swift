@@ -125,6 +125,31 @@ public struct StopRecord: Codable, Sendable {
     public init(signal: Int32, step: Int) { self.signal = signal; self.step = step }
 }
 
+/// One pipeline boundary over the last step: its link and its traffic each way; link wait
+/// is that of the receiving stages (a stage between two boundaries waits on both).
+public struct BoundaryRecord: Codable, Sendable {
+    public var boundary: Int
+    public var link: String
+    public var bytesFwd: Double, bytesBwd: Double
+    public var linkWaitShareReceiverFwd: Double, linkWaitShareReceiverBwd: Double
+    enum CodingKeys: String, CodingKey {
+        case boundary, link
+        case bytesFwd = "bytes_fwd", bytesBwd = "bytes_bwd"
+        case linkWaitShareReceiverFwd = "link_wait_share_receiver_fwd", linkWaitShareReceiverBwd = "link_wait_share_receiver_bwd"
+    }
+
+    /// Every boundary of `report` (its first emulated link).
+    public static func of(_ r: StepReport, link: LinkModel) -> [BoundaryRecord] {
+        guard r.stages.count > 1, let e = r.emulated.first else { return [] }
+        let step = max(e.stepSeconds, 1e-12)
+        return (0..<(r.stages.count - 1)).map { b in
+            BoundaryRecord(boundary: b, link: link.link(boundary: b).name,
+                           bytesFwd: r.stages[b].bytesSentForward, bytesBwd: r.stages[b + 1].bytesSentBackward,
+                           linkWaitShareReceiverFwd: e.perRank[b + 1].linkWait / step, linkWaitShareReceiverBwd: e.perRank[b].linkWait / step)
+        }
+    }
+}
+
 /// The last line of a finished run.
 public struct SummaryRecord: Codable, Sendable {
     public var type = "summary"
@@ -134,13 +159,15 @@ public struct SummaryRecord: Codable, Sendable {
     public var emulatedTimeS: Double
     public var peakRssMB: [Double]
     public var modelFile: String
+    public var boundaries: [BoundaryRecord]
     enum CodingKeys: String, CodingKey {
-        case type, steps
+        case type, steps, boundaries
         case finalValLoss = "final_val_loss", wallS = "wall_s", emulatedTimeS = "emulated_time_s", peakRssMB = "peak_rss_mb", modelFile = "model_file"
     }
-    public init(steps: Int, finalValLoss: Float?, wallS: Double, emulatedTimeS: Double, peakRssMB: [Double], modelFile: String) {
+    public init(steps: Int, finalValLoss: Float?, wallS: Double, emulatedTimeS: Double, peakRssMB: [Double], modelFile: String,
+                boundaries: [BoundaryRecord] = []) {
         self.steps = steps; self.finalValLoss = finalValLoss; self.wallS = wallS; self.emulatedTimeS = emulatedTimeS
-        self.peakRssMB = peakRssMB; self.modelFile = modelFile
+        self.peakRssMB = peakRssMB; self.modelFile = modelFile; self.boundaries = boundaries
     }
 }
 

@@ -45,7 +45,7 @@ struct CodecOptions: ParsableArguments {
     var coords: CoordinateFormat?
     @Option(name: .customLong("topk-fraction"), help: "Share of each token's d values the topk codec sends (0 < f ≤ 1, default 0.1).")
     var topkFraction: Double?
-    @Option(help: "Emulated link for every boundary: off, a preset (\(LinkModel.presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY], e.g. 80mbit, 200mbit:50ms, 1gbit:1ms.")
+    @Option(help: "Emulated link for every boundary: off, a preset (\(LinkModel.presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY], e.g. 80mbit, 200mbit:50ms, 1gbit:1ms; or one per boundary separated by /, e.g. 200mbit:50ms/20mbit:50ms/200mbit:50ms.")
     var link: String = "off"
 
     /// The codec word (with any model levers, e.g. subspace:16:int8+efixed=1+norm) and the flags that refine it.

@@ -47,7 +47,13 @@ struct Train: ParsableCommand {
             }
             return (c, s, initial)
         }
-        let emuLink = try agreedCheck(rank: rank) { try LinkModel.parse(codec.link) }
+        let emuLink = try agreedCheck(rank: rank) { () -> LinkModel in
+            let l = try LinkModel.parse(codec.link)
+            if let b = l.boundaries, b.count != size - 1 {
+                throw CLIError("--link '\(codec.link)' gives \(b.count) per-boundary links but \(size) stages have \(size - 1) boundaries; give one link, or one per boundary separated by /")
+            }
+            return l
+        }
         let run = try TrainingRun(link: link, settings: settings, localRanks: MPIEnv.localSize,
                                   cores: ProcessInfo.processInfo.activeProcessorCount) { cfg, split in
             _ = try choice.config(cfg, split: split)
@@ -135,6 +141,7 @@ struct Train: ParsableCommand {
         let start = Clock.wall()
         var emulatedTotal = 0.0
         var peakMB: [Double] = []
+        var lastReport: StepReport?
         let failAt = try CheckpointOptions.rankStep(checkpoint.debugFailAt, "--debug-fail-at")
         let (perBoundary, denseBytes) = run.wireBaseline(cfg)
         let lastVal: Float?
@@ -151,6 +158,7 @@ struct Train: ParsableCommand {
             let eta = elapsed / Double(step + 1 - startStep) * Double(tc.steps - step - 1)
             let emu = r.emulated[0]
             peakMB = r.stages.map { $0.peakResidentBytes / 1_048_576 }
+            lastReport = r
             emulatedTotal += emu.stepSeconds
             var line = String(format: "step %5d/%d | loss %.4f | lr %.2e | %7.1f ms | %7.0f tok/s",
                               step + 1, tc.steps, r.loss, r.lr, r.stepSeconds * 1000, Double(tokensPerStep) / r.stepSeconds)
@@ -175,8 +183,15 @@ struct Train: ParsableCommand {
             if !peakMB.isEmpty {
                 print("memory      peak per rank: " + peakMB.map { String(format: "%.0f", $0) }.joined(separator: ", ") + " MiB")
             }
+            let bounds = lastReport.map { BoundaryRecord.of($0, link: emuLink) } ?? []
+            if emuLink.boundaries != nil {
+                for b in bounds {
+                    print(String(format: "boundary %2d %@: %.0f / %.0f KB per step each way, receiver link wait %.0f%% / %.0f%% of the step",
+                                 b.boundary, b.link, b.bytesFwd / 1000, b.bytesBwd / 1000, 100 * b.linkWaitShareReceiverFwd, 100 * b.linkWaitShareReceiverBwd))
+                }
+            }
             try log?.write(SummaryRecord(steps: tc.steps, finalValLoss: lastVal, wallS: Clock.wall() - start, emulatedTimeS: emulatedTotal,
-                                         peakRssMB: peakMB, modelFile: modelFile.path))
+                                         peakRssMB: peakMB, modelFile: modelFile.path, boundaries: bounds))
             if startStep >= tc.steps {
                 print("done        the checkpoint is at step \(startStep) of \(tc.steps): nothing left to train; model saved to \(options.out)/model.bin")
             } else {

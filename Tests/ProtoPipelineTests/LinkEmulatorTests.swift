@@ -51,6 +51,25 @@ final class LinkEmulatorTests: XCTestCase {
         XCTAssertEqual(sr.arrival(sentAt: 0.0005, bytes: 2000, link: srl), 0.023, accuracy: 1e-12)
     }
 
+    func testLinkPerBoundary() throws {
+        let l = try LinkModel.parse("8mbit:10ms/80mbit:1ms")
+        XCTAssertEqual(l.boundaries?.count, 2)
+        XCTAssertEqual(l.link(boundary: 1).bitsPerSecond, 80e6)
+        XCTAssertEqual(l.bitsPerSecond, 8e6, "tables show the slowest boundary")
+        XCTAssertThrowsError(try LinkModel.parse("8mbit/fast"))
+        // A stage between the two boundaries: its forward input crosses boundary 0 (8 Mbit/s,
+        // 1 µs per byte, 10 ms), its backward input boundary 1 (80 Mbit/s, 1 ms), each with its own queue.
+        let t = EmulatedTime(mode: .virtual, links: [l])
+        t.beginStep()
+        try t.received(stamps: [0], bytes: 1000, boundary: 0)
+        XCTAssertEqual(t.clocks[0], 0.011, accuracy: 1e-12)
+        try t.received(stamps: [0], bytes: 1000, boundary: 1)
+        XCTAssertEqual(t.clocks[0], 0.011, accuracy: 1e-12, "boundary 1's message arrived at 1.1 ms, on its own queue")
+        var streaming = l
+        streaming.kind = .streaming
+        XCTAssertEqual(streaming.link(boundary: 0).kind, .streaming, "the link model applies to every boundary")
+    }
+
     func testStageSpeedScalesComputeOnTheVirtualClock() throws {
         XCTAssertEqual(try StageSpeed.parse("30tflops"), .target(flops: 30e12))
         XCTAssertEqual(try StageSpeed.parse("x1000"), .speedup(1000))
