@@ -48,6 +48,8 @@ public struct BenchRow: Sendable {
     public var stepsToTarget: Int?
     /// The speedrun score T = steps to the target validation loss × steady step time.
     public var score: Double?
+    /// T of dense on the same link / this T (above 1: faster to the target than dense).
+    public var scoreVsDense: Double?
 }
 
 public enum BenchReport {
@@ -62,7 +64,7 @@ public enum BenchReport {
     }
 
     public static func rows(_ runs: [BenchRun], tokensPerStep: Int, target: Double?, window: Int, tolerance: Double) -> [BenchRow] {
-        runs.map { r in
+        var rows = runs.map { r in
             let st = SteadyState.detect(r.stepSeconds, window: window, tolerance: tolerance)
             let from = min(st.fromStep, max(0, r.stepSeconds.count - 1))
             func mean(_ a: [Double]) -> Double { a.isEmpty ? 0 : a[from...].reduce(0, +) / Double(a.count - from) }
@@ -72,10 +74,16 @@ public enum BenchReport {
                             finalValidation: r.validation.last?.loss, stepsToTarget: steps,
                             score: steps.map { Double($0) * st.seconds })
         }
+        for i in rows.indices {
+            if let dense = rows.first(where: { $0.run.codec == "dense" && $0.run.link == rows[i].run.link })?.score, let t = rows[i].score {
+                rows[i].scoreVsDense = dense / t
+            }
+        }
+        return rows
     }
 
     static let columns = ["codec", "link", "bytes/token fwd", "bytes/token bwd", "compression", "steady step (s)",
-                          "tokens/s", "link wait", "bubble", "final val loss", "steps to target", "T (s)"]
+                          "tokens/s", "link wait", "bubble", "final val loss", "steps to target", "T (s)", "T vs dense"]
 
     static func cells(_ r: BenchRow) -> [String] {
         [r.run.codec, r.run.link.name,
@@ -86,7 +94,8 @@ public enum BenchReport {
          String(format: "%.0f%%", r.linkWaitShare * 100), String(format: "%.0f%%", r.bubbleShare * 100),
          r.finalValidation.map { String(format: "%.4f", $0) } ?? "–",
          r.stepsToTarget.map(String.init) ?? "not reached",
-         r.score.map { String(format: "%.1f", $0) } ?? "–"]
+         r.score.map { String(format: "%.1f", $0) } ?? "–",
+         r.scoreVsDense.map { String(format: "%.2f×", $0) } ?? "–"]
     }
 
     public static func markdown(_ rows: [BenchRow], notes: [String]) -> String {
@@ -103,7 +112,7 @@ public enum BenchReport {
     public static func csv(_ rows: [BenchRow]) -> String {
         let head = ["codec", "link", "bandwidth_bit_s", "latency_s", "clock", "bytes_per_token_fwd", "bytes_per_token_bwd",
                     "compression", "steady_step_s", "steady_reached", "steady_from_step", "tokens_per_s", "link_wait_share",
-                    "bubble_share", "final_val_loss", "steps_to_target", "score_T_s"]
+                    "bubble_share", "final_val_loss", "steps_to_target", "score_T_s", "score_vs_dense"]
         var s = head.joined(separator: ",") + "\n"
         for r in rows {
             let f: [String] = [
@@ -112,6 +121,7 @@ public enum BenchReport {
                 String(r.run.compression), String(r.steady.seconds), String(r.steady.reached), String(r.steady.fromStep),
                 String(r.tokensPerSecond), String(r.linkWaitShare), String(r.bubbleShare),
                 r.finalValidation.map { String($0) } ?? "", r.stepsToTarget.map(String.init) ?? "", r.score.map { String($0) } ?? "",
+                r.scoreVsDense.map { String($0) } ?? "",
             ]
             s += f.map { $0.contains(",") || $0.contains("\"") ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0 }
                 .joined(separator: ",") + "\n"

@@ -32,6 +32,8 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("steady-window"), help: "Steps per window of the steady-state rule.") var steadyWindow: Int = 10
     @Option(name: .customLong("steady-tolerance"), help: "Three consecutive windows within this relative spread mark the steady state.")
     var steadyTolerance: Double = 0.01
+    @Option(help: ArgumentHelp("Append a published reference table to the results (speedrun).", visibility: .hidden))
+    var reference: String?
 
     func run() throws {
         try runRanks(recvTimeout: pipeline.recvTimeout) { try bench($0) }
@@ -121,7 +123,8 @@ struct Bench: ParsableCommand {
         ]
         let out = URL(fileURLWithPath: benchOut)
         try AtomicFile.makeFolder(out)
-        let md = "# protomodel bench\n\n" + BenchReport.markdown(rows, notes: notes)
+        var md = "# protomodel bench\n\n" + BenchReport.markdown(rows, notes: notes)
+        if reference == "speedrun" { md += "\n" + Speedrun.referenceTable }
         try AtomicFile.write(Data(md.utf8), to: out.appendingPathComponent("results.md"))
         try AtomicFile.write(Data(BenchReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
         try AtomicFile.write(BenchReport.json(rows, meta: ["notes": notes, "target_loss": target as Any]), to: out.appendingPathComponent("results.json"))
@@ -139,6 +142,7 @@ struct Bench: ParsableCommand {
         }
         print("")
         print(BenchReport.markdown(rows, notes: []))
+        if reference == "speedrun" { print(Speedrun.referenceTable) }
         print("wrote \(benchOut)/results.{md,csv,json} and \(plots.joined(separator: ", "))")
     }
 }
