@@ -76,6 +76,22 @@ else
   echo "mpi-checks: skip np2-hosts: $(scripts/hosts.sh check 2>&1)"
 fi
 
+# Data-parallel replicas: 2 stages × 2 replicas and 2 × 3 compute the 2-stage pipeline's
+# losses on the same global batch; 16 ranks run 8 stages × 2 replicas; a checkpoint of one
+# replica count refuses another.
+rcommon=(--preset small --n-layer 4 --steps 5 --batch-size 2 --microbatches 6)  # 5 steps: the summation order differs, Adam amplifies it
+run 2 dp-r1 "${rcommon[@]}"
+run 4 dp-r2 "${rcommon[@]}" --stages 2
+run 6 dp-r3 "${rcommon[@]}" --stages 2 --schedule gpipe --codec subspace:16
+run 2 dp-r1-sub "${rcommon[@]}" --schedule gpipe --codec subspace:16
+same_losses dp-r1 dp-r2
+same_losses dp-r1-sub dp-r3
+run 16 dp-16 --preset small --steps 2 --batch-size 1 --microbatches 2 --stages 8 --checkpoint-every 2
+grep -q "8 stages × 2 replicas" "$OUT/dp-16.out" && echo "mpi-checks: ok   mpirun -np 16 --stages 8 trains 8 stages × 2 replicas" \
+  || { echo "mpi-checks: FAIL -np 16 --stages 8" >&2; fail=1; }
+expect_error dp-resume-other-r "replicas: checkpoint has 2, this run has 1" 8 --preset small --steps 2 --batch-size 1 --microbatches 2 \
+  --out "$OUT/dp-16" --resume
+
 # Compressed pipeline = one process of the same subspace model, both ways of keeping the constraint.
 run 1 sub-np1 "${common[@]}" --codec subspace --rank-k 16
 run 4 sub-np4 "${common[@]}" --codec subspace --rank-k 16

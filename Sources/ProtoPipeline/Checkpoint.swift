@@ -36,6 +36,8 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
     public var dataSeed: UInt64
     /// The training data (nil in checkpoints of older protomodel versions: not compared).
     public var data: DataIdentity?
+    /// Data-parallel replicas of the pipeline (nil: 1).
+    public var replicas: Int?
     public init(worldSize: Int, split: [Int], model: ModelConfig, codec: String, schedule: String,
                 batchSize: Int, microbatches: Int, totalSteps: Int, dataSeed: UInt64, data: DataIdentity? = nil) {
         self.worldSize = worldSize; self.split = split; self.model = model; self.codec = codec; self.schedule = schedule
@@ -49,7 +51,12 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
         func cmp<T: Equatable>(_ what: String, _ a: T, _ b: T, _ fix: String) {
             if a != b { d.append("\(what): checkpoint has \(a), this run has \(b) (\(fix))") }
         }
-        cmp("world size", worldSize, run.worldSize, "run with -np \(worldSize)")
+        let rc = replicas ?? 1, rr = run.replicas ?? 1
+        if rc != rr {
+            d.append("replicas: checkpoint has \(rc), this run has \(rr) (run with -np \(worldSize) --stages \(worldSize / rc))")
+        } else {
+            cmp("world size", worldSize, run.worldSize, "run with -np \(worldSize)")
+        }
         cmp("split", split, run.split, "pass --split \(split.map(String.init).joined(separator: ","))")
         if model != run.model {
             d.append("model shape: checkpoint has \(model.shapeSummary), this run has \(run.model.shapeSummary) (use the same preset and model flags)")

@@ -18,6 +18,8 @@ public struct StepReport: Sendable {
     public var skipped: Bool { stages.contains { $0.skipped } }
     public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
     public var bytesBackward: Double { stages.reduce(0) { $0 + $1.bytesSentBackward } }
+    /// Data-parallel gradient traffic between replicas, all ranks.
+    public var bytesReplica: Double { stages.reduce(0) { $0 + $1.bytesSentReplica } }
     /// Relative reconstruction error over all boundaries: sqrt(Σ‖x̂−x‖² / Σ‖x‖²) per direction.
     public var wireError: WireErrorStats {
         var e = WireErrorStats()
@@ -60,17 +62,53 @@ public final class DistributedTrainer {
         previousEnd = Array(repeating: 0, count: stage.time.links.count)
     }
 
-    /// Every rank calls this each step; rank 0 passes the step's micro-batches and gets the report.
+    var comm: StageComm { stage.comm }
+
+    /// Rank 0 (which loads all data) gives each replica's first stage its share of the step's
+    /// micro-batches: replica r gets micro-batches r·M/R ..< (r+1)·M/R. Returns this rank's
+    /// share (first stages), nil elsewhere.
+    func distribute(_ batches: [Microbatch]?) throws -> [Microbatch]? {
+        let R = comm.replicas, Mr = stage.schedule.microbatches
+        guard R > 1 else { return batches }
+        let N = stage.model.tokensPerMicrobatch, tag = 2  // 0 and 1 are the gradient exchange's
+        if link.rank == 0 {
+            guard let batches, batches.count == R * Mr else { throw LinkError("rank 0 needs \(R * Mr) micro-batches for the step, got \(batches?.count ?? 0)") }
+            for r in 1..<R {
+                for (j, mb) in batches[(r * Mr)..<((r + 1) * Mr)].enumerated() {
+                    let b = WireBuffer(payloadBytes: 8 * N)
+                    mb.ids.withUnsafeBytes { b.payload.copyMemory(from: $0.baseAddress!, byteCount: 4 * N) }
+                    mb.targets.withUnsafeBytes { (b.payload + 4 * N).copyMemory(from: $0.baseAddress!, byteCount: 4 * N) }
+                    try comm.sendReplica(tag + j, to: r * comm.stages, b)
+                }
+            }
+            return Array(batches[0..<Mr])
+        }
+        guard stage.isFirst else { return nil }
+        return try (0..<Mr).map { j in
+            let b = try comm.recvReplica(tag + j, from: 0)
+            guard b.payloadBytes == 8 * N else { throw LinkError("rank \(link.rank): micro-batch message of \(b.payloadBytes) bytes, expected \(8 * N)") }
+            let p = b.payload.assumingMemoryBound(to: Int32.self)
+            return Microbatch(ids: Array(UnsafeBufferPointer(start: p, count: N)), targets: Array(UnsafeBufferPointer(start: p + N, count: N)))
+        }
+    }
+
+    /// Every rank calls this each step; rank 0 passes the step's micro-batches (all replicas'
+    /// M of them) and gets the report.
     public func step(_ step: Int, batches: [Microbatch]?) throws -> StepReport? {
         let t0 = Clock.wall()
-        let m = try stage.trainStep(step, batches: batches)
+        let mine = try distribute(batches)
+        let m = try stage.trainStep(step, batches: mine)
         let all = try link.gather(m.vector, root: 0)
         guard let all else { return nil }
         let metrics = all.map(StageStepMetrics.init)
         let wall = Clock.wall() - t0
-        var report = StepReport(step: step, loss: Float(metrics.last!.lossSum / Double(stage.schedule.microbatches)),
+        let S = comm.stages, R = comm.replicas
+        // The loss lives on every replica's last stage; each stage's gradient is the same on
+        // every replica after the exchange, so the norm counts replica 0's stages.
+        let lossSum = (0..<R).reduce(0.0) { $0 + metrics[$1 * S + S - 1].lossSum }
+        var report = StepReport(step: step, loss: Float(lossSum / Double(stage.schedule.microbatches * R)),
                                 lr: stage.train.schedule.lr(at: step),
-                                gradNorm: metrics.reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
+                                gradNorm: metrics[0..<S].reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
                                 stepSeconds: wall, stages: metrics)
         let time = stage.time
         for (i, link) in time.links.enumerated() {
@@ -91,18 +129,21 @@ public final class DistributedTrainer {
         return report
     }
 
-    /// Mean validation loss over `chunks` groups of M micro-batches; rank 0 passes them all
-    /// (chunks·M), the others nil. Returns the loss on rank 0, nil elsewhere.
+    /// Mean validation loss over the micro-batches rank 0 passes (the others pass nil), run
+    /// through replica 0 in groups of its M. Returns the loss on rank 0, nil elsewhere.
     public func evaluate(_ batches: [Microbatch]?, chunks: Int) throws -> Float? {
         let M = stage.schedule.microbatches
         var total = 0.0
-        for c in 0..<chunks {
-            let mine = batches.map { Array($0[(c * M)..<((c + 1) * M)]) }
-            total += try stage.evalStep(batches: mine).lossSum
+        let groups = chunks * comm.replicas   // rank 0 holds chunks·M_global = groups·M micro-batches
+        if comm.replica == 0 {
+            for c in 0..<groups {
+                let mine = batches.map { Array($0[(c * M)..<((c + 1) * M)]) }
+                total += try stage.evalStep(batches: mine).lossSum
+            }
         }
         // The loss lives on the last stage; one all-reduce brings it to everyone.
-        let v = try link.allreduceSum([stage.isLast ? total : 0])[0]
-        return link.rank == 0 ? Float(v / Double(chunks * M)) : nil
+        let v = try link.allreduceSum([stage.isLast && comm.replica == 0 ? total : 0])[0]
+        return link.rank == 0 ? Float(v / Double(groups * M)) : nil
     }
 
     /// The whole model's parameters in whole-model layout order, assembled on rank 0 from
@@ -110,6 +151,7 @@ public final class DistributedTrainer {
     public func gatherParameters() throws -> [Float]? {
         let tag = MessageKind.parameters.tag(0)
         let mine = stage.model.params
+        if comm.replica != 0 { return nil }   // replicas hold the same weights
         if link.rank != 0 {
             let b = WireBuffer(payloadBytes: 4 * mine.count)
             b.payload.copyMemory(from: mine.ptr, byteCount: 4 * mine.count)
@@ -128,7 +170,7 @@ public final class DistributedTrainer {
             }
         }
         place(mine.ptr, stage.model.layout)
-        for r in 1..<link.size {
+        for r in 1..<comm.stages {
             let b = try link.recv(from: r, tag: tag)
             let layout = ParamLayout(config: cfg, stage: specs[r])
             guard b.payloadBytes == 4 * layout.count else {

@@ -7,19 +7,28 @@ public final class InProcessPipeline: StepRunner {
     public let hub: InMemoryHub
     public private(set) var lastMetrics: [StageStepMetrics] = []
 
+    public let replicas: Int
+
     /// `links`/`clock`: the emulated links every stage follows (default: none, virtual clock).
+    /// With `replicas` R > 1 there are R pipelines (world rank r·S + s), each running M/R of
+    /// the step's micro-batches, their gradients summed between replicas of a stage.
     public init(config: ModelConfig, split: [Int], train: TrainConfig, schedule kind: ScheduleKind,
-                links: [LinkModel] = [.off], clock: ClockMode = .virtual,
-                makeCodec: (StageModel) -> WireCodec) throws {
+                links: [LinkModel] = [.off], clock: ClockMode = .virtual, replicas: Int = 1,
+                replicaFormat: CoordinateFormat = .fp32, makeCodec: (StageModel) -> WireCodec) throws {
         let specs = try StageSpec.stages(split: split, nLayer: config.nLayer)
-        let sched = PipelineSchedule(kind: kind, stages: specs.count, microbatches: train.microbatches)
-        hub = InMemoryHub(size: specs.count)
+        precondition(replicas >= 1 && train.microbatches % replicas == 0, "M must be a multiple of the replicas")
+        self.replicas = replicas
+        let S = specs.count
+        let sched = PipelineSchedule(kind: kind, stages: S, microbatches: train.microbatches / replicas)
+        hub = InMemoryHub(size: S * replicas)
         let hubLinks = hub.links()
         let epoch = Clock.wall()
-        stages = specs.enumerated().map { s, spec in
-            PipelineStage(config: config, stage: spec, train: train, schedule: sched, makeCodec: makeCodec,
-                          comm: StageComm(link: hubLinks[s], stage: s, stages: specs.count),
-                          time: EmulatedTime(mode: clock, links: links, epoch: epoch))
+        stages = (0..<(S * replicas)).map { w in
+            let p = PipelineStage(config: config, stage: specs[w % S], train: train, schedule: sched, makeCodec: makeCodec,
+                                  comm: StageComm(link: hubLinks[w], stage: w % S, stages: S, replica: w / S, replicas: replicas),
+                                  time: EmulatedTime(mode: clock, links: links, epoch: epoch))
+            p.replicaFormat = replicaFormat
+            return p
         }
     }
 
@@ -27,10 +36,15 @@ public final class InProcessPipeline: StepRunner {
 
     /// One optimizer step over M micro-batches on every stage; a failing stage's error is rethrown.
     public func trainStep(_ step: Int, _ batches: [Microbatch]) throws -> StepResult {
-        let m = try runAll { try $0.trainStep(step, batches: $0.isFirst ? batches : nil) }
+        let Mr = batches.count / replicas
+        let m = try runAll { st in
+            try st.trainStep(step, batches: st.isFirst ? Array(batches[(st.comm.replica * Mr)..<((st.comm.replica + 1) * Mr)]) : nil)
+        }
         lastMetrics = m
-        let norm = m.reduce(0) { $0 + $1.gradSumSquares }.squareRoot()
-        return StepResult(loss: Float(m.last!.lossSum / Double(batches.count)), gradNorm: norm,
+        let S = stages.count / replicas
+        let norm = m[0..<S].reduce(0) { $0 + $1.gradSumSquares }.squareRoot()
+        let loss = (0..<replicas).reduce(0.0) { $0 + m[$1 * S + S - 1].lossSum }
+        return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm,
                           lr: stages[0].train.schedule.lr(at: step))
     }
 
@@ -44,8 +58,9 @@ public final class InProcessPipeline: StepRunner {
         var i = 0
         while i + M <= batches.count {
             let chunk = Array(batches[i..<(i + M)])
-            let m = try runAll { try $0.evalStep(batches: $0.isFirst ? chunk : nil) }
-            total += m.last!.lossSum; count += M; i += M
+            // Replica 0 evaluates; the other replicas hold the same weights.
+            let m = try runAll { $0.comm.replica == 0 ? try $0.evalStep(batches: $0.isFirst ? chunk : nil) : StageStepMetrics() }
+            total += m[stages.count / replicas - 1].lossSum; count += M; i += M
         }
         return Float(total / Double(max(count, 1)))
     }

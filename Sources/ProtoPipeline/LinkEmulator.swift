@@ -222,6 +222,25 @@ public final class EmulatedTime {
 
     private func slot(_ i: Int, _ boundary: Int) -> Int { min(max(0, boundary), inbound[i].count - 1) }
 
+    /// A data-parallel all-reduce of `bytes` among `replicas` ranks, as a ring over the
+    /// emulated link: 2(R−1) hops of bytes/R each. Every clock becomes the group's latest
+    /// (`maxClocks`) plus that. Returns the exchange's time on the first link.
+    @discardableResult
+    public func replicaExchange(maxClocks: [Double], bytes: Int, replicas: Int) -> Double {
+        if suspended || replicas < 2 { return 0 }
+        func ring(_ l: LinkModel) -> Double {
+            l.isOff ? 0 : Double(2 * (replicas - 1)) * (l.latency + l.transferSeconds(bytes: (bytes + replicas - 1) / replicas))
+        }
+        switch mode {
+        case .virtual:
+            for i in clocks.indices { clocks[i] = max(clocks[i], maxClocks.count > i ? maxClocks[i] : 0) + ring(links[i]) }
+        case .sleep:
+            let c = ring(links[0])
+            if c > 0 { sleepSeconds(c) }
+        }
+        return ring(links[0])
+    }
+
     /// The all-reduce of the gradient norm: every clock becomes the latest rank's clock
     /// (`maxClocks`, all-reduced with max) plus a reduce-and-broadcast tree over `ranks`
     /// ranks on the emulated link (2·⌈log2 ranks⌉ latencies of a scalar message).

@@ -17,17 +17,19 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var bytesSentBackward: Double = 0
     public var bytesSentTargets: Double = 0
     public var bytesSentSync: Double = 0      // keeping shared state identical (adaptive U, projectors)
+    public var bytesSentReplica: Double = 0   // data-parallel gradient exchange between replicas of this stage
+    public var replicaSeconds: Double = 0     // emulated time of that exchange (ring all-reduce model)
     public var wireError = WireErrorStats()  // reconstruction error of what this stage sent
     public var timing: [LinkTiming] = []      // per emulated link: link wait, bubble, clock at step end
     public var skipped = false                 // the update was skipped (non-finite gradients, --skip-nonfinite)
     public var peakResidentBytes = 0.0         // this rank's peak memory so far
 
-    public static let fixedFields = 18
+    public static let fixedFields = 20
     public var vector: [Double] {
         [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
          recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
          wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward,
-         skipped ? 1 : 0, peakResidentBytes, bytesSentSync]
+         skipped ? 1 : 0, peakResidentBytes, bytesSentSync, bytesSentReplica, replicaSeconds]
             + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
     }
     public init() {}
@@ -44,6 +46,8 @@ public struct StageStepMetrics: Sendable, Equatable {
         skipped = v[15] != 0
         peakResidentBytes = v[16]
         bytesSentSync = v[17]
+        bytesSentReplica = v[18]
+        replicaSeconds = v[19]
     }
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }
@@ -59,6 +63,8 @@ public final class PipelineStage {
     public let time: EmulatedTime
     /// Skip the update of a step whose loss or gradients are not finite (instead of stopping).
     public var skipNonFinite = false
+    /// How gradients travel between data-parallel replicas (fp32 exact; bf16/int8 lossy).
+    public var replicaFormat: CoordinateFormat = .fp32
     /// Test hook: poison this stage's gradients at this step (1-based, as the console counts).
     public var injectNaNAtStep: Int?
     public var stageIndex: Int { comm.stage }
@@ -187,13 +193,16 @@ public final class PipelineStage {
                 let t0 = Clock.threadCPU()
                 model.projectGradients()
                 if injectNaNAtStep == step + 1 { model.grads.ptr[0] = .nan }
-                let local = model.gradSumSquares()
                 met.optimizerSeconds += computed(t0)
+                try sumReplicaGradients(&met)
+                let local = model.gradSumSquares()
                 try syncManifoldGradients(step, &met)
-                let global = try comm.link.allreduceSum([local])[0]
+                // Every replica of a stage now holds the same gradient: the world sum counts
+                // each stage `replicas` times.
+                let global = try comm.link.allreduceSum([local])[0] / Double(comm.replicas)
                 // The norm all-reduce synchronises every rank's emulated clock.
                 let latest = time.mode == .virtual ? try comm.link.allreduceMax(time.clocks) : []
-                time.allreduced(maxClocks: latest, ranks: comm.stages)
+                time.allreduced(maxClocks: latest, ranks: comm.stages * comm.replicas)
                 met.gradSumSquares = local
                 if !global.isFinite {
                     // Every rank sees the same global norm, so all skip or all stop together.
@@ -221,6 +230,64 @@ public final class PipelineStage {
         met.timing = time.timing
         met.stepWallSeconds = Clock.wall() - stepStart
         return met
+    }
+
+    /// Data parallelism: the replicas of this stage each computed the gradient of their share
+    /// of the step's micro-batches (scaled by the whole step's token count), so the step's
+    /// gradient is their sum. Replica 0's rank gathers the parts, adds them in replica order
+    /// (in Double) and sends the sum back, so every replica applies the same bits. Gradients
+    /// travel in `replicaFormat` (rows of 256 values with a per-row scale for the lossy
+    /// formats). The exchange is charged to the emulated link as a ring all-reduce of the same
+    /// bytes, 2(R−1) hops of bytes/R each, and counted as replica bytes.
+    private func sumReplicaGradients(_ met: inout StageStepMetrics) throws {
+        guard comm.replicas > 1 else { return }
+        let group = comm.replicaGroup, me = comm.link.rank, root = group[0]
+        let n = model.grads.count, width = 256, rows = (n + width - 1) / width
+        let payload = rows * replicaFormat.rowBytes(k: width)
+        let g = model.grads.ptr
+        func encode(_ values: UnsafePointer<Float>) -> WireBuffer {
+            let scratch = FloatBuffer(count: rows * width)
+            scratch.ptr.update(from: values, count: n)
+            let b = WireBuffer(payloadBytes: payload)
+            replicaFormat.encode(scratch.ptr, rows: rows, k: width, into: b.payload)
+            met.bytesSentReplica += Double(b.count)
+            return b
+        }
+        func decode(_ b: WireBuffer, from peer: Int) throws -> FloatBuffer {
+            guard b.payloadBytes == payload else {
+                throw LinkError("stage \(stageIndex): gradients from rank \(peer) have \(b.payloadBytes) bytes, expected \(payload) (replicas of different models?)")
+            }
+            let out = FloatBuffer(count: rows * width)
+            replicaFormat.decode(b.payload, rows: rows, k: width, into: out.ptr)
+            return out
+        }
+        var latest = time.clocks
+        if me == root {
+            var acc = (0..<n).map { Double(g[$0]) }
+            for peer in group.dropFirst() {
+                let b = try comm.recvReplica(0, from: peer)
+                for (i, s) in b.stamps.enumerated() where i < latest.count { latest[i] = max(latest[i], s) }
+                let part = try decode(b, from: peer)
+                for i in 0..<n { acc[i] += Double(part.ptr[i]) }
+            }
+            let sum = FloatBuffer(count: rows * width)
+            for i in 0..<n { sum.ptr[i] = Float(acc[i]) }
+            let out = encode(sum.ptr)
+            // What the others decode is what the root keeps, so the replicas stay bit-identical.
+            let mine = try decode(out, from: me)
+            g.update(from: mine.ptr, count: n)
+            var c = comm  // the sum carries the group's latest clocks
+            let stamps = latest
+            c.clock = { stamps }
+            for peer in group.dropFirst() { try c.sendReplica(1, to: peer, out) }
+        } else {
+            try comm.sendReplica(0, to: root, encode(g))
+            let b = try comm.recvReplica(1, from: root)
+            latest = b.stamps
+            let sum = try decode(b, from: root)
+            g.update(from: sum.ptr, count: n)
+        }
+        met.replicaSeconds = time.replicaExchange(maxClocks: latest, bytes: WireBuffer.headerBytes + payload, replicas: comm.replicas)
     }
 
     /// Makes each manifold tensor's gradient complete and identical on every stage holding

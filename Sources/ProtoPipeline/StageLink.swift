@@ -33,6 +33,9 @@ public enum MessageKind: UInt32, Sendable, CaseIterable {
     case parameters = 5
     /// Bytes gathered to or broadcast from one rank (settings, metrics, checksums).
     case control = 6
+    /// Data-parallel traffic between replicas of a stage (gradients, parameters) and the
+    /// micro-batches rank 0 sends to other replicas' first stages.
+    case replica = 7
     public static let stride = 4096
     public func tag(_ index: Int) -> Int { Int(rawValue) * Self.stride + index % Self.stride }
 
@@ -45,6 +48,7 @@ public enum MessageKind: UInt32, Sendable, CaseIterable {
         case .sync: return "a shared-basis message (\(i))"
         case .parameters: return "the stage parameters"
         case .control: return "a start-up or metrics message"
+        case .replica: return "a data-parallel message (\(i))"
         }
     }
 }
@@ -55,10 +59,21 @@ public struct StageComm {
     public let link: StageLink
     public let stage: Int
     public let stages: Int
+    /// Data-parallel replicas of the pipeline: replica r's stage s is world rank r·stages + s,
+    /// so the ranks of one replica are consecutive (packed on a node by the launcher).
+    public let replica: Int
+    public let replicas: Int
     /// Clocks stamped into every message, one per emulated link (read at the receiver).
     public var clock: () -> [Double] = { [0] }
 
-    public init(link: StageLink, stage: Int, stages: Int) { self.link = link; self.stage = stage; self.stages = stages }
+    public init(link: StageLink, stage: Int, stages: Int, replica: Int = 0, replicas: Int = 1) {
+        self.link = link; self.stage = stage; self.stages = stages; self.replica = replica; self.replicas = replicas
+    }
+
+    /// World rank of `stage` in this replica.
+    public func rank(ofStage s: Int) -> Int { replica * stages + s }
+    /// World ranks holding this stage, one per replica (the data-parallel group), in replica order.
+    public var replicaGroup: [Int] { (0..<replicas).map { $0 * stages + stage } }
 
     private func stamp(_ b: WireBuffer, _ kind: MessageKind, _ m: Int) {
         b.kind = kind.rawValue; b.microbatch = UInt32(m); b.stamps = clock()
@@ -66,36 +81,46 @@ public struct StageComm {
 
     /// Pairs with `recvForward` on stage + 1.
     public func sendForward(_ m: Int, _ b: WireBuffer) throws {
-        stamp(b, .forward, m); try link.send(b, to: stage + 1, tag: MessageKind.forward.tag(m))
+        stamp(b, .forward, m); try link.send(b, to: rank(ofStage: stage + 1), tag: MessageKind.forward.tag(m))
     }
     /// Pairs with `sendForward` on stage − 1.
     public func recvForward(_ m: Int) throws -> WireBuffer {
-        try checked(link.recv(from: stage - 1, tag: MessageKind.forward.tag(m)), .forward, m, from: stage - 1)
+        try checked(link.recv(from: rank(ofStage: stage - 1), tag: MessageKind.forward.tag(m)), .forward, m, from: rank(ofStage: stage - 1))
     }
     /// Pairs with `recvBackward` on stage − 1.
     public func sendBackward(_ m: Int, _ b: WireBuffer) throws {
-        stamp(b, .backward, m); try link.send(b, to: stage - 1, tag: MessageKind.backward.tag(m))
+        stamp(b, .backward, m); try link.send(b, to: rank(ofStage: stage - 1), tag: MessageKind.backward.tag(m))
     }
     /// Pairs with `sendBackward` on stage + 1.
     public func recvBackward(_ m: Int) throws -> WireBuffer {
-        try checked(link.recv(from: stage + 1, tag: MessageKind.backward.tag(m)), .backward, m, from: stage + 1)
+        try checked(link.recv(from: rank(ofStage: stage + 1), tag: MessageKind.backward.tag(m)), .backward, m, from: rank(ofStage: stage + 1))
     }
     /// First stage only; pairs with `recvTargets` on the last stage.
     public func sendTargets(_ m: Int, _ b: WireBuffer) throws {
-        stamp(b, .targets, m); try link.send(b, to: stages - 1, tag: MessageKind.targets.tag(m))
+        stamp(b, .targets, m); try link.send(b, to: rank(ofStage: stages - 1), tag: MessageKind.targets.tag(m))
     }
     /// Last stage only; pairs with `sendTargets` on the first stage.
     public func recvTargets(_ m: Int) throws -> WireBuffer {
-        try checked(link.recv(from: 0, tag: MessageKind.targets.tag(m)), .targets, m, from: 0)
+        try checked(link.recv(from: rank(ofStage: 0), tag: MessageKind.targets.tag(m)), .targets, m, from: rank(ofStage: 0))
     }
 
-    /// A shared-state message to `peer` (adaptive U, projectors); pairs with `recvSync` there.
+    /// A shared-state message to stage `peer` of this replica (adaptive U, projectors); pairs
+    /// with `recvSync` there.
     public func sendSync(_ index: Int, to peer: Int, _ b: WireBuffer) throws {
-        stamp(b, .sync, index); try link.send(b, to: peer, tag: MessageKind.sync.tag(index))
+        stamp(b, .sync, index); try link.send(b, to: rank(ofStage: peer), tag: MessageKind.sync.tag(index))
     }
-    /// Pairs with `sendSync(index, to: this stage)` on `peer`.
+    /// Pairs with `sendSync(index, to: this stage)` on stage `peer` of this replica.
     public func recvSync(_ index: Int, from peer: Int) throws -> WireBuffer {
-        try checked(link.recv(from: peer, tag: MessageKind.sync.tag(index)), .sync, index, from: peer)
+        try checked(link.recv(from: rank(ofStage: peer), tag: MessageKind.sync.tag(index)), .sync, index, from: rank(ofStage: peer))
+    }
+
+    /// A data-parallel message to world rank `peer` of this stage's replica group; pairs with
+    /// `recvReplica` there.
+    public func sendReplica(_ index: Int, to peer: Int, _ b: WireBuffer) throws {
+        stamp(b, .replica, index); try link.send(b, to: peer, tag: MessageKind.replica.tag(index))
+    }
+    public func recvReplica(_ index: Int, from peer: Int) throws -> WireBuffer {
+        try checked(link.recv(from: peer, tag: MessageKind.replica.tag(index)), .replica, index, from: peer)
     }
 
     private func checked(_ b: WireBuffer, _ kind: MessageKind, _ m: Int, from: Int) throws -> WireBuffer {

@@ -32,11 +32,13 @@ public final class CheckpointManager {
     /// loader position, the manifest and prunes to the newest `keep`. Returns the folder.
     public func write(_ stage: PipelineStage, stepsDone: Int, position: DataLoader.Position?) throws -> URL {
         let dir = Checkpoint.stepDirectory(root, step: stepsDone)
-        let mine = try Checkpoint.writeStage(stage, rank: link.rank, to: dir)
+        // One file per stage: replica 0 writes it (every replica holds the same weights).
+        let writer = stage.comm.replica == 0
+        let mine = writer ? try Checkpoint.writeStage(stage, rank: stage.stageIndex, to: dir) : nil
         let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-        let all = try link.gatherData(try enc.encode(mine), root: 0)
+        let all = try link.gatherData(mine.map { try enc.encode($0) } ?? Data(), root: 0)
         if let all {
-            var files = try all.map { try JSONDecoder().decode(CheckpointFile.self, from: $0) }
+            var files = try all.filter { !$0.isEmpty }.map { try JSONDecoder().decode(CheckpointFile.self, from: $0) }
             if let position { files.append(try Checkpoint.writeFile(enc.encode(position), name: "loader.json", to: dir)) }
             try Checkpoint.writeManifest(CheckpointManifest(step: stepsDone, identity: identity, files: files), to: dir)
             AtomicFile.syncFolder(root)
@@ -94,10 +96,11 @@ public final class CheckpointManager {
                     let diff = m.identity.differences(from: mine)
                     guard diff.isEmpty else { throw CheckpointError("\(dir.path) belongs to another run: " + diff.joined(separator: "; ")) }
                 }
-                guard let entry = m.files.first(where: { $0.name == Checkpoint.stageFileName(rank: rank) }) else {
-                    throw CheckpointError("\(dir.path)/manifest.json lists no stage file for rank \(rank)")
+                let s = stage.stageIndex
+                guard let entry = m.files.first(where: { $0.name == Checkpoint.stageFileName(rank: s) }) else {
+                    throw CheckpointError("\(dir.path)/manifest.json lists no stage file for stage \(s)")
                 }
-                try Checkpoint.readStage(stage, rank: rank, from: dir, expected: entry)
+                try Checkpoint.readStage(stage, rank: s, from: dir, expected: entry)
                 if rank == 0 {
                     let p = try JSONDecoder().decode(DataLoader.Position.self, from: Checkpoint.readFile(name: "loader.json", from: dir, manifest: m))
                     guard p.epoch >= 0, p.epoch <= 1 << 40, p.index >= 0, p.index <= (windows ?? Int.max) else {

@@ -72,6 +72,8 @@ public struct StepRecord: Codable, Sendable {
     public var emulatedTimeS: Double
     public var computeShare: Double, linkWaitShare: Double, bubbleShare: Double, bubbleShareWall: Double
     public var bytesFwd: Double, bytesBwd: Double, bytesSync: Double
+    /// Data-parallel gradient traffic between replicas (all ranks) and its emulated time.
+    public var bytesReplica: Double, replicaTimeS: Double
     public var bytesPerTokenFwd: Double, bytesPerTokenBwd: Double
     public var compressionFwd: Double, compressionBwd: Double
     public var wireRelErrorFwd: Double, wireRelErrorBwd: Double
@@ -84,6 +86,7 @@ public struct StepRecord: Codable, Sendable {
         case stepTimeEmulatedS = "step_time_emulated_s", tokensPerSEmulated = "tokens_per_s_emulated", emulatedTimeS = "emulated_time_s"
         case computeShare = "compute_share", linkWaitShare = "link_wait_share", bubbleShare = "bubble_share", bubbleShareWall = "bubble_share_wall"
         case bytesFwd = "bytes_fwd", bytesBwd = "bytes_bwd", bytesSync = "bytes_sync"
+        case bytesReplica = "bytes_replica", replicaTimeS = "replica_time_s"
         case bytesPerTokenFwd = "bytes_per_token_fwd", bytesPerTokenBwd = "bytes_per_token_bwd"
         case compressionFwd = "compression_fwd", compressionBwd = "compression_bwd"
         case wireRelErrorFwd = "wire_rel_error_fwd", wireRelErrorBwd = "wire_rel_error_bwd", valLoss = "val_loss"
@@ -102,6 +105,7 @@ public struct StepRecord: Codable, Sendable {
         emulatedTimeS = emulatedTotal
         computeShare = emu.computeShare; linkWaitShare = emu.linkWaitShare; bubbleShare = emu.bubbleShare; bubbleShareWall = r.bubbleShare
         bytesFwd = r.bytesForward; bytesBwd = r.bytesBackward; bytesSync = r.stages.reduce(0) { $0 + $1.bytesSentSync }
+        bytesReplica = r.bytesReplica; replicaTimeS = r.stages.map(\.replicaSeconds).max() ?? 0
         bytesPerTokenFwd = r.bytesForward / perBoundary; bytesPerTokenBwd = r.bytesBackward / perBoundary
         compressionFwd = r.bytesForward > 0 ? denseBytes / r.bytesForward : 1
         compressionBwd = r.bytesBackward > 0 ? denseBytes / r.bytesBackward : 1

@@ -25,6 +25,11 @@ public struct RunSettings: Codable, Equatable, Sendable {
     public var evalBatches: Int
     public var data: String
     public var threads: Int
+    /// Pipeline stages (nil: one per rank). Ranks beyond them are data-parallel replicas:
+    /// world size = stages × replicas, replica r's stage s on rank r·stages + s.
+    public var stages: Int?
+    /// How gradients travel between replicas (fp32, bf16, int8).
+    public var replicaFormat: CoordinateFormat = .fp32
     /// How emulated links share latency and transfer.
     public var linkKind: LinkKind = .speedrun
     /// Emulated stage speed (StageSpeed syntax: native, 30tflops, x1000).
@@ -110,6 +115,11 @@ public final class TrainingRun {
     public let link: StageLink
     public var rank: Int { link.rank }
     public var size: Int { link.size }
+    /// Pipeline stages S and data-parallel replicas R (S·R = world size); this rank's stage and replica.
+    public let stages: Int
+    public var replicas: Int { link.size / stages }
+    public var stage: Int { link.rank % stages }
+    public var replica: Int { link.rank / stages }
     public let settings: RunSettings
     public let tc: TrainConfig
     /// The model shape before a codec applies (vocabulary from the tokenizer).
@@ -169,20 +179,29 @@ public final class TrainingRun {
         cfg.vocabSize = Int(try link.allreduceMax([Double(loaded?.tokenizer.vocabSize ?? 0)])[0])
         // 4. Shape checks every rank makes identically.
         var split: [Int] = []
+        let S = settings.stages ?? link.size
         problem = nil
         do {
             try cfg.validate()
-            split = try settings.split ?? StageSpec.evenSplit(nLayer: cfg.nLayer, stages: link.size)
-            guard split.count == link.size else {
-                throw ConfigError.invalid(field: "split", reason: "\(split.map(String.init).joined(separator: ",")) has \(split.count) stages but \(link.size) ranks are running; give one layer count per rank (or change -np)")
+            guard S >= 1, link.size % S == 0 else {
+                throw ConfigError.invalid(field: "stages", reason: "\(S) does not divide the \(link.size) ranks; run stages × replicas ranks (e.g. -np \(S * max(1, link.size / max(S, 1)))")
             }
-            let stages = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
+            let R = link.size / S
+            guard tc.microbatches % R == 0 else {
+                throw ConfigError.invalid(field: "microbatches", reason: "\(tc.microbatches) cannot be shared by \(R) replicas; give a multiple of \(R) (each replica runs M/R micro-batches of the step)")
+            }
+            split = try settings.split ?? StageSpec.evenSplit(nLayer: cfg.nLayer, stages: S)
+            guard split.count == S else {
+                throw ConfigError.invalid(field: "split", reason: "\(split.map(String.init).joined(separator: ",")) has \(split.count) stages but the pipeline has \(S) (\(link.size) ranks\(R > 1 ? " = \(S) stages × \(R) replicas" : "")); give one layer count per stage (or change -np / --stages)")
+            }
+            let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
             try check(cfg, split)
-            let slots = PipelineSchedule(kind: settings.schedule, stages: link.size, microbatches: tc.microbatches).maxInFlight(stage: link.rank)
-            try StageModel.checkFits(config: cfg, stage: stages[link.rank], batchSize: tc.batchSize, slots: slots)
+            let slots = PipelineSchedule(kind: settings.schedule, stages: S, microbatches: tc.microbatches / R).maxInFlight(stage: link.rank % S)
+            try StageModel.checkFits(config: cfg, stage: specs[link.rank % S], batchSize: tc.batchSize, slots: slots)
         } catch { problem = link.rank == 0 ? "\(error)" : "rank \(link.rank): \(error)" }
         try Self.agree(link, problem, everyRankSays: true)
         self.split = split
+        stages = S
         base = cfg
         data = loaded
         // 5. Emulated stage speed: rank 0 measures this core, everyone uses its figure.
@@ -211,11 +230,13 @@ public final class TrainingRun {
         let cfg = try variant.config(base, split: split)
         let spec = variant.spec
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
-        let sched = PipelineSchedule(kind: settings.schedule, stages: size, microbatches: tc.microbatches)
+        let sched = PipelineSchedule(kind: settings.schedule, stages: stages, microbatches: tc.microbatches / replicas)
         try link.barrier()  // a shared epoch for the sleep clock
         let time = EmulatedTime(mode: clock, links: links, epoch: Clock.wall())
-        let stage = PipelineStage(config: cfg, stage: specs[rank], train: tc, schedule: sched,
-                                  makeCodec: { spec.makeCodec(model: $0) }, comm: StageComm(link: link, stage: rank, stages: size), time: time)
+        let stage = PipelineStage(config: cfg, stage: specs[self.stage], train: tc, schedule: sched,
+                                  makeCodec: { spec.makeCodec(model: $0) },
+                                  comm: StageComm(link: link, stage: self.stage, stages: stages, replica: replica, replicas: replicas), time: time)
+        stage.replicaFormat = settings.replicaFormat
         // E_fixed and the seeded bases come from each node's own arithmetic: they must agree.
         var digest = ""
         if let f = stage.model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
@@ -282,8 +303,9 @@ public final class TrainingRun {
 
     /// Tokens crossing all boundaries per step (to turn bytes into bytes/token), and the
     /// bytes a dense fp32 wire would carry for the same messages (the compression baseline).
+    /// Every replica's boundaries count: each carries its own share of the step's tokens.
     public func wireBaseline(_ cfg: ModelConfig) -> (tokens: Double, denseBytes: Double) {
-        let boundaries = max(0, size - 1)
+        let boundaries = max(0, stages - 1)
         let message = WireBuffer.headerBytes + 4 * tc.batchSize * cfg.seqLen * cfg.dModel
         return (Double(tokensPerStep * max(1, boundaries)), Double(tc.microbatches * boundaries * message))
     }

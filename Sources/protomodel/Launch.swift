@@ -48,9 +48,12 @@ func runSettings(model: ModelOptions, options: TrainOptions, pipeline: PipelineO
         guard !parts.isEmpty, parts.allSatisfy({ $0 != nil }) else { throw ValidationError("--split '\(text)' must be comma-separated layer counts, e.g. 2,2,1,1") }
         return parts.map { $0! }
     }
-    return RunSettings(model: cfg, vocabSize: model.vocabSize, train: tc, split: split, schedule: pipeline.schedule,
+    var s = RunSettings(model: cfg, vocabSize: model.vocabSize, train: tc, split: split, schedule: pipeline.schedule,
                        clock: pipeline.clock, evalBatches: options.evalBatches, data: options.data, threads: threading.threads,
                        linkKind: pipeline.linkModel, stageSpeed: pipeline.stageSpeed, extra: extra)
+    s.stages = pipeline.stages
+    s.replicaFormat = pipeline.replicaFormat
+    return s
 }
 
 /// A problem found while a command runs (not a malformed flag): printed as "Error: …"

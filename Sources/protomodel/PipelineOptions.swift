@@ -14,8 +14,12 @@ extension ClockRequest: ExpressibleByArgument {}
 extension LinkKind: ExpressibleByArgument {}
 
 struct PipelineOptions: ParsableArguments {
-    @Option(help: "Layers per stage, comma separated, one entry per rank (default: as even as possible).")
+    @Option(help: "Layers per stage, comma separated, one entry per stage (default: as even as possible).")
     var split: String?
+    @Option(help: "Pipeline stages (default: one per rank). With more ranks, ranks are data-parallel replicas: -np S·R gives R pipelines of S stages (replica r's stage s on rank r·S+s), gradients summed between replicas each step.")
+    var stages: Int?
+    @Option(name: .customLong("replica-format"), help: "How gradients travel between replicas: fp32 (exact), bf16, int8 or fp8 (rows of 256 with a per-row scale).")
+    var replicaFormat: CoordinateFormat = .fp32
     @Option(help: "Pipeline schedule: \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")).")
     var schedule: ScheduleKind = .oneFOneB
     @Option(name: .customLong("recv-timeout"), help: "Seconds a rank waits for a boundary message before failing with the peer named (0 = forever).")
@@ -28,6 +32,8 @@ struct PipelineOptions: ParsableArguments {
     var stageSpeed: String = "native"
 
     mutating func validate() throws {
+        if let s = stages, s < 1 { throw ValidationError("--stages \(s) must be at least 1") }
+        if replicaFormat == .int4 { throw ValidationError("--replica-format int4 is too coarse for gradients; use fp32, bf16, fp8 or int8") }
         if !(recvTimeout >= 0 && recvTimeout.isFinite) { throw ValidationError("--recv-timeout \(recvTimeout) must be a number of seconds ≥ 0 (0 = wait forever)") }
         do { _ = try StageSpeed.parse(stageSpeed) } catch { throw ValidationError("\(error)") }
     }

@@ -94,10 +94,11 @@ struct Train: ParsableCommand {
         var startStep = 0
         var position: DataLoader.Position?
         if checkpoint.enabled {
-            let identity = CheckpointIdentity(worldSize: size, split: run.split, model: cfg, codec: label,
+            var identity = CheckpointIdentity(worldSize: size, split: run.split, model: cfg, codec: label,
                                               schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
                                               microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed,
                                               data: run.data?.identity)
+            identity.replicas = run.replicas > 1 ? run.replicas : nil
             let root = checkpoint.directory(out: options.out)
             var problem: String?
             do { try AtomicFile.checkWritable(root, needBytes: 12 * trainer.stage.model.params.count * 2) } catch { problem = "\(error)" }
@@ -123,7 +124,13 @@ struct Train: ParsableCommand {
         if rank == 0, let d = run.data {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
-            print("pipeline    \(size) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(label), \(MPIEnv.libraryVersion)")
+            if run.replicas > 1 {
+                print("layout      \(run.stages) stages × \(run.replicas) replicas (gradients summed each step, \(pipeline.replicaFormat.rawValue) between replicas):")
+                for r in 0..<run.replicas {
+                    print("            replica \(r): ranks " + (0..<run.stages).map { String(r * run.stages + $0) }.joined(separator: " ") + (r == 0 ? "  (rank 0 loads the data and feeds every replica)" : ""))
+                }
+            }
+            print("pipeline    \(run.stages) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(label), \(MPIEnv.libraryVersion)")
             print("link        \(emuLink.isOff ? "off" : emuLink.name + " (\(pipeline.linkModel.rawValue) model)"), \(run.clock.rawValue) clock"
                   + (run.stageSpeed == .native ? "" : String(format: ", stages at %@ (this core %.0f GFLOP/s: compute × %.4g)", run.stageSpeed.description, run.coreFlops / 1e9, run.computeScale)))
             print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR)")
@@ -164,6 +171,9 @@ struct Train: ParsableCommand {
                               step + 1, tc.steps, r.loss, r.lr, r.stepSeconds * 1000, Double(tokensPerStep) / r.stepSeconds)
             if showEmulated {
                 line += String(format: " | emulated %7.1f ms, link %2.0f%%", emu.stepSeconds * 1000, emu.linkWaitShare * 100)
+            }
+            if run.replicas > 1 {
+                line += String(format: " | replicas %.0f KB", r.bytesReplica / 1000)
             }
             line += " | ETA " + formatDuration(eta)
             if r.skipped { line += " | SKIPPED (non-finite)" }

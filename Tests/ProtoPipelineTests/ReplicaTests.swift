@@ -1,0 +1,55 @@
+// Data-parallel replicas of every stage: R pipelines over the same global batch compute the
+// single pipeline's losses and weights, every replica holds the same bits, and the gradient
+// exchange is counted.
+import XCTest
+import ProtoCore
+@testable import ProtoPipeline
+
+final class ReplicaTests: XCTestCase {
+    func testReplicasMatchOnePipeline() throws {
+        for word in ["dense", "subspace:4", "subspace:4:adaptive"] {
+            var (cfg, tc) = pipelineConfig()
+            tc.microbatches = 6
+            let spec = try CodecSpec.parse(word)
+            try spec.apply(to: &cfg, split: [2, 2])
+            let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 5, seed: 21)
+            for kind in ScheduleKind.allCases {
+                let one = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: kind) { spec.makeCodec(model: $0) }
+                let ref = try data.enumerated().map { try one.trainStep($0, $1).loss }
+                for R in [2, 3] {
+                    let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: kind, replicas: R) { spec.makeCodec(model: $0) }
+                    for (s, batch) in data.enumerated() {
+                        assertRel(try p.trainStep(s, batch).loss, ref[s], 1e-5, "\(word) \(kind) R=\(R) step \(s)")
+                    }
+                    for t in one.stages[0].model.layout.tensors + one.stages[1].model.layout.tensors {
+                        let w = try XCTUnwrap(one.parameter(t.name))
+                        XCTAssertLessThan(relErr(try XCTUnwrap(p.parameter(t.name)), w), 1e-5, "\(word) \(kind) R=\(R): \(t.name)")
+                    }
+                    // Replicas of a stage hold the same bits.
+                    for s in 0..<2 {
+                        let a = p.stages[s].model.params.toArray()
+                        for r in 1..<R { XCTAssertEqual(p.stages[r * 2 + s].model.params.toArray(), a, "\(word) R=\(R): replica \(r) of stage \(s)") }
+                    }
+                    XCTAssertGreaterThan(p.lastMetrics.reduce(0) { $0 + $1.bytesSentReplica }, 0, "the exchange is counted")
+                    XCTAssertEqual(p.evaluate(data[0]), one.evaluate(data[0]), accuracy: 1e-5)
+                }
+            }
+        }
+    }
+
+    func testLossyReplicaFormatTrains() throws {
+        var (cfg, tc) = pipelineConfig()
+        tc.microbatches = 4
+        cfg.seed = 9
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 4, seed: 2)
+        let exact = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB, replicas: 2) { _ in DenseCodec() }
+        let q = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB, replicas: 2, replicaFormat: .bf16) { _ in DenseCodec() }
+        var last = (Float(0), Float(0))
+        for (s, b) in data.enumerated() { last = (try exact.trainStep(s, b).loss, try q.trainStep(s, b).loss) }
+        XCTAssert(last.1.isFinite)
+        XCTAssertNotEqual(last.0, last.1, "bf16 gradients are lossy")
+        XCTAssertEqual(last.0, last.1, accuracy: 0.05 * last.0, "and close")
+        let bytes = (exact.lastMetrics.reduce(0) { $0 + $1.bytesSentReplica }, q.lastMetrics.reduce(0) { $0 + $1.bytesSentReplica })
+        XCTAssertLessThan(bytes.1, bytes.0 * 0.6, "bf16 halves the exchange")
+    }
+}
