@@ -19,10 +19,13 @@ public struct BenchRun: Sendable {
     /// Validation loss after `step` steps.
     public var validation: [(step: Int, loss: Double)]
     public var finalTrainLoss: Double
+    /// Data-parallel gradient bytes per step between replicas (0 without replicas).
+    public var replicaBytesPerStep: Double
 
     public init(codec: String, link: LinkModel, clock: ClockMode, bytesPerTokenForward: Double, bytesPerTokenBackward: Double,
                 compression: Double, stepSeconds: [Double], linkWaitShares: [Double], bubbleShares: [Double],
-                validation: [(step: Int, loss: Double)], finalTrainLoss: Double) {
+                validation: [(step: Int, loss: Double)], finalTrainLoss: Double, replicaBytesPerStep: Double = 0) {
+        self.replicaBytesPerStep = replicaBytesPerStep
         self.codec = codec; self.link = link; self.clock = clock
         self.bytesPerTokenForward = bytesPerTokenForward; self.bytesPerTokenBackward = bytesPerTokenBackward
         self.compression = compression; self.stepSeconds = stepSeconds; self.linkWaitShares = linkWaitShares
@@ -100,9 +103,11 @@ public enum BenchReport {
 
     public static func markdown(_ rows: [BenchRow], notes: [String]) -> String {
         var s = notes.map { "- \($0)\n" }.joined() + "\n"
-        s += "| " + columns.joined(separator: " | ") + " |\n"
-        s += "|" + columns.map { _ in "---" }.joined(separator: "|") + "|\n"
-        for r in rows { s += "| " + cells(r).joined(separator: " | ") + " |\n" }
+        let dp = rows.contains { $0.run.replicaBytesPerStep > 0 }
+        let cols = columns + (dp ? ["replica MB/step"] : [])
+        s += "| " + cols.joined(separator: " | ") + " |\n"
+        s += "|" + cols.map { _ in "---" }.joined(separator: "|") + "|\n"
+        for r in rows { s += "| " + (cells(r) + (dp ? [String(format: "%.2f", r.run.replicaBytesPerStep / 1e6)] : [])).joined(separator: " | ") + " |\n" }
         if rows.contains(where: { !$0.steady.reached }) {
             s += "\n\\* no three consecutive 10-step windows agreed within the tolerance; the mean of the last half is shown.\n"
         }
@@ -112,7 +117,7 @@ public enum BenchReport {
     public static func csv(_ rows: [BenchRow]) -> String {
         let head = ["codec", "link", "bandwidth_bit_s", "latency_s", "clock", "bytes_per_token_fwd", "bytes_per_token_bwd",
                     "compression", "steady_step_s", "steady_reached", "steady_from_step", "tokens_per_s", "link_wait_share",
-                    "bubble_share", "final_val_loss", "steps_to_target", "score_T_s", "score_vs_dense"]
+                    "bubble_share", "final_val_loss", "steps_to_target", "score_T_s", "score_vs_dense", "replica_bytes_per_step"]
         var s = head.joined(separator: ",") + "\n"
         for r in rows {
             let f: [String] = [
@@ -121,7 +126,7 @@ public enum BenchReport {
                 String(r.run.compression), String(r.steady.seconds), String(r.steady.reached), String(r.steady.fromStep),
                 String(r.tokensPerSecond), String(r.linkWaitShare), String(r.bubbleShare),
                 r.finalValidation.map { String($0) } ?? "", r.stepsToTarget.map(String.init) ?? "", r.score.map { String($0) } ?? "",
-                r.scoreVsDense.map { String($0) } ?? "",
+                r.scoreVsDense.map { String($0) } ?? "", String(r.run.replicaBytesPerStep),
             ]
             s += f.map { $0.contains(",") || $0.contains("\"") ? "\"" + $0.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : $0 }
                 .joined(separator: ",") + "\n"

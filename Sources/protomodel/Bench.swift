@@ -82,13 +82,13 @@ struct Bench: ParsableCommand {
             var times = Array(repeating: [Double](), count: ls.count)
             var linkShares = times, bubbleShares = times
             var vals: [(step: Int, loss: Double)] = []
-            var bytesF = 0.0, bytesB = 0.0, lastLoss = 0.0
+            var bytesF = 0.0, bytesB = 0.0, bytesR = 0.0, lastLoss = 0.0
             let (perBoundary, denseBytes) = session.wireBaseline(cfg)
             try session.run(trainer, steps: tc.steps, evalEvery: evalEvery) { step, r, val in
                 for (j, e) in r.emulated.enumerated() {
                     times[j].append(e.stepSeconds); linkShares[j].append(e.linkWaitShare); bubbleShares[j].append(e.bubbleShare)
                 }
-                bytesF = r.bytesForward; bytesB = r.bytesBackward; lastLoss = Double(r.loss)
+                bytesF = r.bytesForward; bytesB = r.bytesBackward; bytesR = r.bytesReplica; lastLoss = Double(r.loss)
                 if let val { vals.append((step + 1, Double(val))) }
                 if (step + 1) % 25 == 0 || step + 1 == tc.steps {
                     let emu = r.emulated.map { String(format: "%@ %.0f ms", $0.link.name, $0.stepSeconds * 1000) }.joined(separator: ", ")
@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
                                          bytesPerTokenForward: bytesF / perBoundary, bytesPerTokenBackward: bytesB / perBoundary,
                                          compression: bytesF > 0 ? denseBytes / bytesF : 1, stepSeconds: times[j],
                                          linkWaitShares: linkShares[j], bubbleShares: bubbleShares[j],
-                                         validation: vals, finalTrainLoss: lastLoss))
+                                         validation: vals, finalTrainLoss: lastLoss, replicaBytesPerStep: bytesR))
                 }
             }
         }
