@@ -14,6 +14,7 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "Timed steps.") var steps: Int = 20
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 3
     @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Also time every kernel (forward and backward) and print where a step's time goes.") var profile = false
 
     mutating func validate() throws {
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
@@ -25,7 +26,7 @@ struct BenchEngine: ParsableCommand {
         var cfg = try model.config()
         if model.preset == "small" && model.dModel == nil { cfg = try ModelConfig.preset("engine") } // default: the engine shape
         try threading.apply()
-        let r = EngineBenchmark.run(config: cfg, batchSize: batchSize, steps: steps, warmup: warmup)
+        let r = EngineBenchmark.run(config: cfg, batchSize: batchSize, steps: steps, warmup: warmup, profile: profile)
         if json {
             let obj: [String: Any] = [
                 "engine": "protomodel", "threads": threading.threads, "tokens_per_s": r.tokensPerSecond,
@@ -40,6 +41,25 @@ struct BenchEngine: ParsableCommand {
             print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
                          r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))
             print(String(format: "loss        %.4f -> %.4f over %d steps", r.firstLoss, r.lastLoss, steps + warmup))
+        }
+        if let p = r.profile {
+            // Matmul FLOPs per step of each kernel (forward; backward does twice as many).
+            let N = Double(batchSize * cfg.seqLen), C = Double(cfg.dModel), H = Double(cfg.mlpHidden), L = Double(cfg.nLayer)
+            let T = Double(cfg.seqLen), V = Double(cfg.vocabSize)
+            let flops: [KernelProfile.Kernel: Double] = [
+                .qkv: 2 * N * C * 3 * C * L, .attention: 2 * 2 * N * C * (T + 1) / 2 * L, .attnProj: 2 * N * C * C * L,
+                .fc: 2 * N * C * H * L, .fcProj: 2 * N * H * C * L, .head: 2 * N * C * V]
+            let total = p.rows.reduce(0) { $0 + $1.forward + $1.backward }
+            let step = r.msPerStep / 1000
+            print(String(format: "\nprofile     %d steps, %.1f ms/step measured, %.1f ms/step inside kernels (the rest: zero-grad, norm, loop)", steps, r.msPerStep, total / Double(steps) * 1000))
+            print("| kernel | fwd ms/step | bwd ms/step | share of step | fwd GFLOP/s | bwd GFLOP/s |")
+            print("|---|---|---|---|---|---|")
+            for row in p.rows {
+                let f = row.forward / Double(steps), b = row.backward / Double(steps)
+                let gf = flops[row.kernel].map { f > 0 ? String(format: "%.0f", $0 / f / 1e9) : "–" } ?? ""
+                let gb = flops[row.kernel].map { b > 0 ? String(format: "%.0f", 2 * $0 / b / 1e9) : "–" } ?? ""
+                print(String(format: "| %@ | %.2f | %.2f | %.1f%% | %@ | %@ |", row.kernel.rawValue, f * 1000, b * 1000, 100 * (f + b) / step, gf, gb))
+            }
         }
     }
 }

@@ -67,6 +67,14 @@ public final class StageModel {
     /// transport move messages while it computes (TCP sends larger than the eager limit
     /// only progress while the sender is inside MPI).
     public var progress: (() -> Void)?
+    /// Per-kernel wall time, when set (bench-engine --profile).
+    public var profile: KernelProfile?
+
+    @inline(__always)
+    private func t<T>(_ k: KernelProfile.Kernel, _ backward: Bool = false, _ body: () -> T) -> T {
+        guard let profile else { return body() }
+        return profile.time(k, backward: backward, body)
+    }
     private var reparam: Bool { config.subspace?.mode == .reparam }
     private var adaptive: Bool { config.subspace?.adaptive != nil }
 
@@ -174,7 +182,7 @@ public final class StageModel {
     /// Euclidean parameters, re-project (projected mode), step the manifold tensors.
     public func applyUpdate(step: Int, globalNorm: Double, optimizer: AdamW, train: TrainConfig) {
         let lr = train.schedule.lr(at: step)
-        optimizer.step(params: params, grads: grads, lr: lr, gradScale: AdamW.clipScale(globalNorm: globalNorm, maxNorm: train.gradClip))
+        t(.optimizer) { optimizer.step(params: params, grads: grads, lr: lr, gradScale: AdamW.clipScale(globalNorm: globalNorm, maxNorm: train.gradClip)) }
         enforceConstraint()
         updateManifolds(step: step, lr: lr, optimizer: optimizer)
     }
@@ -261,9 +269,9 @@ public final class StageModel {
         guard stage.hasHead else { return nil }
         guard let targets else { preconditionFailure("forward on the last stage needs targets") }
         a.targets.update(from: targets, count: N)
-        rmsnormForward(a.lnf!, a.lnfRstd!, x, p.lnf!, N, C, eps: config.normEps)
-        linearForward(a.logits!, a.lnf!, p.lmHead!, N, C, config.vocabSize)
-        return crossEntropyForward(a.losses!, a.lse!, a.logits!, a.targets, N, config.vocabSize)
+        t(.norm) { rmsnormForward(a.lnf!, a.lnfRstd!, x, p.lnf!, N, C, eps: config.normEps) }
+        t(.head) { linearForward(a.logits!, a.lnf!, p.lmHead!, N, C, config.vocabSize) }
+        return t(.crossEntropy) { crossEntropyForward(a.losses!, a.lse!, a.logits!, a.targets, N, config.vocabSize) }
     }
 
     /// Backward for one micro-batch, accumulating into `grads`. `lossScale` multiplies the
@@ -274,10 +282,10 @@ public final class StageModel {
         let s = scratch
         if stage.hasHead {
             let xLast = UnsafePointer(a.output)
-            crossEntropyBackward(s.dlogits!, a.logits!, a.lse!, a.targets, N, V, scale: lossScale)
-            linearBackward(s.dln, g.lmHead!, s.dlogits!, a.lnf!, p.lmHead!, N, C, V)
+            t(.crossEntropy, true) { crossEntropyBackward(s.dlogits!, a.logits!, a.lse!, a.targets, N, V, scale: lossScale) }
+            t(.head, true) { linearBackward(s.dln, g.lmHead!, s.dlogits!, a.lnf!, p.lmHead!, N, C, V) }
             s.dres.initialize(repeating: 0, count: N * C)
-            rmsnormBackward(s.dres, g.lnf!, s.dln, xLast, p.lnf!, a.lnfRstd!, N, C)
+            t(.norm, true) { rmsnormBackward(s.dres, g.lnf!, s.dln, xLast, p.lnf!, a.lnfRstd!, N, C) }
         } else {
             guard let dOutput else { preconditionFailure("backward on a non-last stage needs dOutput") }
             s.dres.update(from: dOutput, count: N * C)
@@ -368,20 +376,20 @@ public final class StageModel {
     private func layerForward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams) {
         let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
         let N = B * T, eps = config.normEps
-        rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, N, C, eps: eps)
-        linearForward(a.qkv, a.ln1, w.qkv, N, C, 3 * C)
+        t(.norm) { rmsnormForward(a.ln1, a.ln1Rstd, x, w.ln1, N, C, eps: eps) }
+        t(.qkv) { linearForward(a.qkv, a.ln1, w.qkv, N, C, 3 * C) }
         progress?()
-        ropeApply(a.qkv, rope, B, T, C, NH)
-        attentionForward(a.atty, a.att, a.qkv, B, T, C, NH)
+        t(.rope) { ropeApply(a.qkv, rope, B, T, C, NH) }
+        t(.attention) { attentionForward(a.atty, a.att, a.qkv, B, T, C, NH) }
         progress?()
-        a.res1.update(from: x, count: N * C)
-        residualProject(a.res1, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR)
-        rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps)
-        linearForward(a.fch, a.ln2, w.fc, N, C, H)
+        t(.residual) { a.res1.update(from: x, count: N * C) }
+        t(.attnProj) { residualProject(a.res1, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR) }
+        t(.norm) { rmsnormForward(a.ln2, a.ln2Rstd, a.res1, w.ln2, N, C, eps: eps) }
+        t(.fc) { linearForward(a.fch, a.ln2, w.fc, N, C, H) }
         progress?()
-        reluSquaredForward(a.fca, a.fch, N * H)
-        a.res2.update(from: a.res1, count: N * C)
-        residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR)
+        t(.relu2) { reluSquaredForward(a.fca, a.fch, N * H) }
+        t(.residual) { a.res2.update(from: a.res1, count: N * C) }
+        t(.fcProj) { residualProject(a.res2, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR) }
         progress?()
     }
 
@@ -450,20 +458,24 @@ public final class StageModel {
     private func layerBackward(_ x: UnsafePointer<Float>, _ a: LayerActs, _ w: LayerParams, _ dw: LayerParams) {
         let B = batchSize, T = config.seqLen, C = config.dModel, H = config.mlpHidden, NH = config.nHead
         let N = B * T, s = scratch
-        residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR,
-                                scratchA: s.datty, scratchB: s.dqkv)
+        t(.fcProj, true) {
+            residualProjectBackward(s.dfc, dw.fcProj, s.dres, a.fca, w.fcProj, H, w.reparam, saved: a.fcC, rstd: a.fcR,
+                                    scratchA: s.datty, scratchB: s.dqkv)
+        }
         progress?()
-        reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H)
-        linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H)
+        t(.relu2, true) { reluSquaredBackward(s.dfc, s.dfc, a.fch, N * H) }
+        t(.fc, true) { linearBackward(s.dln, dw.fc, s.dfc, a.ln2, w.fc, N, C, H) }
         progress?()
-        rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C)
-        residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR,
-                                scratchA: s.dln, scratchB: s.dqkv)
-        attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH)
+        t(.norm, true) { rmsnormBackward(s.dres, dw.ln2, s.dln, a.res1, w.ln2, a.ln2Rstd, N, C) }
+        t(.attnProj, true) {
+            residualProjectBackward(s.datty, dw.attProj, s.dres, a.atty, w.attProj, C, w.reparam, saved: a.attnC, rstd: a.attnR,
+                                    scratchA: s.dln, scratchB: s.dqkv)
+        }
+        t(.attention, true) { attentionBackward(s.dqkv, s.datt, s.datty, a.qkv, a.att, B, T, C, NH) }
         progress?()
-        ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true)
-        linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C)
-        rmsnormBackward(s.dres, dw.ln1, s.dln, x, w.ln1, a.ln1Rstd, N, C)
+        t(.rope, true) { ropeApply(s.dqkv, rope, B, T, C, NH, inverse: true) }
+        t(.qkv, true) { linearBackward(s.dln, dw.qkv, s.dqkv, a.ln1, w.qkv, N, C, 3 * C) }
+        t(.norm, true) { rmsnormBackward(s.dres, dw.ln1, s.dln, x, w.ln1, a.ln1Rstd, N, C) }
         progress?()
     }
 

@@ -10,11 +10,13 @@ public struct EngineBenchmarkResult: Sendable {
     public var sgemmGflops: Double
     public var firstLoss: Float
     public var lastLoss: Float
+    /// Per-kernel wall time over the timed steps, when profiled.
+    public var profile: KernelProfile?
 }
 
 public enum EngineBenchmark {
     /// Trains `warmup + steps` steps on seeded random tokens; times the last `steps`.
-    public static func run(config: ModelConfig, batchSize: Int, steps: Int, warmup: Int) -> EngineBenchmarkResult {
+    public static func run(config: ModelConfig, batchSize: Int, steps: Int, warmup: Int, profile: Bool = false) -> EngineBenchmarkResult {
         var tc = TrainConfig()
         tc.batchSize = batchSize
         tc.schedule = LRSchedule(maxLR: 1e-3, minLR: 1e-4, warmupSteps: 1, totalSteps: steps + warmup)
@@ -27,6 +29,8 @@ public enum EngineBenchmark {
         let mb = Microbatch(ids: Array(ids[0..<N]), targets: Array(ids[1...N]))
         var first: Float = 0, last: Float = 0
         for s in 0..<warmup { let r = trainer.step(s, [mb]); if s == 0 { first = r.loss } }
+        let prof = profile ? KernelProfile() : nil
+        trainer.model.profile = prof
         let t0 = DispatchTime.now().uptimeNanoseconds
         for s in 0..<steps { let r = trainer.step(warmup + s, [mb]); if s == 0 && warmup == 0 { first = r.loss }; last = r.loss }
         let secs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
@@ -34,7 +38,7 @@ public enum EngineBenchmark {
         return EngineBenchmarkResult(tokensPerSecond: Double(N * steps) / secs, msPerStep: 1000 * secs / Double(steps),
                                      gflops: flops / secs / 1e9,
                                      sgemmGflops: sgemmRate(M: N, K: config.dModel, N: config.mlpHidden),
-                                     firstLoss: first, lastLoss: last)
+                                     firstLoss: first, lastLoss: last, profile: prof)
     }
 
     /// FLOP/s of one thread running single-threaded sgemm of M×K·K×N, measured in that
