@@ -7,7 +7,7 @@ import ProtoCore
 
 final class ReplicaTests: XCTestCase {
     func testReplicasMatchOnePipeline() throws {
-        for word in ["dense", "subspace:4", "subspace:4:adaptive"] {
+        for word in ["dense", "subspace:4", "subspace:4:adaptive", "projector:4"] {
             var (cfg, tc) = pipelineConfig()
             tc.microbatches = 6
             let spec = try CodecSpec.parse(word)
