@@ -170,7 +170,8 @@ for sig in USR1 TERM; do
     --log "$OUT/sig-$sig/train.jsonl" > "$OUT/sig-$sig.out" 2>&1 &
   mpid=$!
   for _ in $(seq 1 60); do grep -q "^step     2/" "$OUT/sig-$sig.out" 2>/dev/null && break; sleep 0.5; done
-  kill -$sig $mpid; rc=0; wait $mpid || rc=$?
+  # The signal goes to mpirun itself ($! is `timeout`, which does not pass SIGUSR1 on).
+  kill -$sig "$(pgrep -P $mpid -x mpirun || echo $mpid)"; rc=0; wait $mpid || rc=$?
   want=$([ $sig = USR1 ] && echo 75 || echo 1)
   if [ $rc -eq $want ] && ls "$OUT/sig-$sig/checkpoints"/step_*/manifest.json >/dev/null 2>&1 && tail -n 1 "$OUT/sig-$sig/train.jsonl" | grep -q '"type":"stop"'; then
     echo "mpi-checks: ok   SIG$sig to mpirun: exit $rc, $(tail -n 1 "$OUT/sig-$sig/train.jsonl"), checkpoint $(ls "$OUT/sig-$sig/checkpoints")"
@@ -193,7 +194,7 @@ expect_error bad-topk "must be in (0, 1]" 2 --codec topk --topk-fraction 1.5
 expect_error bad-microbatches "microbatches" 2 --microbatches 0
 expect_error bad-fail-at "rank 7 does not exist" 2 --debug-fail-at 7:1
 expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
-expect_error split-mismatch "give one layer count per rank" 2 --split 4,2,2 --steps 2
+expect_error split-mismatch "give one layer count per stage" 2 --split 4,2,2 --steps 2
 expect_error split-coverage "split" 2 --split 4,3 --steps 2
 expect_error missing-data "data/nowhere" 4 --data data/nowhere --steps 2
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
