@@ -18,21 +18,22 @@ run() {  # np, name, train flags...  (PM_ENV="VAR=value" passes one more variabl
 }
 # Per-step losses in step order; when a step was logged twice (a run that was killed and
 # resumed), the later record wins.
-losses() {
-  grep '"type":"step"' "$1" | sed -n 's/.*"loss":\([-0-9.eE+]*\).*"step":\([0-9]*\).*/\2 \1/p' |
-    awk '{ v[$1] = $2; if ($1 > n) n = $1 } END { for (i = 1; i <= n; i++) print v[i] }'
+losses() { field "$1" loss; }
+field() {  # file, key: that key's value per step (steps without it are left out)
+  grep '"type":"step"' "$1" | sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*\"step\":\([0-9]*\).*/\2 \1/p" |
+    awk '{ v[$1] = $2; if ($1 > n) n = $1 } END { for (i = 1; i <= n; i++) if (i in v) print v[i] }'
 }
-same_losses() {  # name-a, name-b: equal per-step losses (relative difference <= 1e-5)
-  local a b
-  a=$(losses "$OUT/$1.jsonl" 2>/dev/null || true); b=$(losses "$OUT/$2.jsonl" 2>/dev/null || true)
+same_losses() {  # name-a, name-b [key]: equal per-step values of key (default loss; relative difference <= 1e-5)
+  local a b key=${3:-loss}
+  a=$(field "$OUT/$1.jsonl" "$key" 2>/dev/null || true); b=$(field "$OUT/$2.jsonl" "$key" 2>/dev/null || true)
   if [ -z "$a" ] || [ "$(echo "$a" | wc -l)" != "$(echo "$b" | wc -l)" ]; then
-    echo "mpi-checks: FAIL $1 vs $2: different step counts" >&2; fail=1; return
+    echo "mpi-checks: FAIL $1 vs $2: different step counts for $key" >&2; fail=1; return
   fi
   if paste <(echo "$a") <(echo "$b") | awk '{ d = $1 - $2; if (d < 0) d = -d; m = $1 < 0 ? -$1 : $1;
         if (d > 1e-5 * m) { print "step " NR ": " $1 " vs " $2; bad = 1 } } END { exit bad }' >&2; then
-    echo "mpi-checks: ok   $1 = $2 ($(echo "$a" | wc -l) steps, last loss $(echo "$a" | tail -1))"
+    echo "mpi-checks: ok   $1 = $2 ($key, $(echo "$a" | wc -l) steps, last $(echo "$a" | tail -1))"
   else
-    echo "mpi-checks: FAIL $1 vs $2: losses differ" >&2; fail=1
+    echo "mpi-checks: FAIL $1 vs $2: $key differs" >&2; fail=1
   fi
 }
 expect_error() {  # name, expected text, np, train flags...: must exit non-zero within 60 s, naming the problem
@@ -79,13 +80,16 @@ fi
 # Data-parallel replicas: 2 stages × 2 replicas and 2 × 3 compute the 2-stage pipeline's
 # losses on the same global batch; 16 ranks run 8 stages × 2 replicas; a checkpoint of one
 # replica count refuses another.
-rcommon=(--preset small --n-layer 4 --steps 5 --batch-size 2 --microbatches 6)  # 5 steps: the summation order differs, Adam amplifies it
+rcommon=(--preset small --n-layer 4 --steps 5 --batch-size 2 --microbatches 6 --eval-batches 12)  # 5 steps: the summation order differs, Adam amplifies it
 run 2 dp-r1 "${rcommon[@]}"
 run 4 dp-r2 "${rcommon[@]}" --stages 2
 run 6 dp-r3 "${rcommon[@]}" --stages 2 --schedule gpipe --codec subspace:16
 run 2 dp-r1-sub "${rcommon[@]}" --schedule gpipe --codec subspace:16
 same_losses dp-r1 dp-r2
+same_losses dp-r1 dp-r2 grad_norm
+same_losses dp-r1 dp-r2 val_loss
 same_losses dp-r1-sub dp-r3
+same_losses dp-r1-sub dp-r3 val_loss
 run 16 dp-16 --preset small --steps 2 --batch-size 1 --microbatches 2 --stages 8 --checkpoint-every 2
 grep -q "8 stages × 2 replicas" "$OUT/dp-16.out" && echo "mpi-checks: ok   mpirun -np 16 --stages 8 trains 8 stages × 2 replicas" \
   || { echo "mpi-checks: FAIL -np 16 --stages 8" >&2; fail=1; }

@@ -126,8 +126,15 @@ public enum HuggingFace {
             let width = dtype == "F32" ? 4 : dtype == "BF16" ? 2 : 0
             guard width > 0 else { throw bad("tensor \(name) is \(dtype); protomodel reads F32 and BF16") }
             guard shape.allSatisfy({ $0 >= 0 && $0 <= 1 << 24 }) else { throw bad("tensor \(name) has shape \(shape)") }
-            let count = shape.reduce(1, *)
-            guard offs[0] >= 0, offs[1] - offs[0] == count * width, base + offs[1] <= data.count else {
+            // Overflow-checked: a crafted header must be refused, not trap.
+            var count = 1
+            for dim in shape {
+                let (p, o) = count.multipliedReportingOverflow(by: dim)
+                guard !o, p <= data.count else { throw bad("tensor \(name)'s shape \(shape) holds more values than the file has bytes") }
+                count = p
+            }
+            guard offs[0] >= 0, offs[1] >= offs[0], offs[1] <= data.count - base,
+                  offs[1] - offs[0] == count * width else {
                 throw bad("tensor \(name)'s data \(offs) does not match its shape \(shape) or the file's size")
             }
             var values = [Float](repeating: 0, count: count)

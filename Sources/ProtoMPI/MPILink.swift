@@ -151,38 +151,49 @@ public final class MPILink: StageLink {
         try allreduce(values, pm_op_max(), "max")
     }
 
-    private func allreduce(_ values: [Double], _ op: MPI_Op?, _ what: String) throws -> [Double] {
-        var out = [Double](repeating: 0, count: values.count)
+    /// Runs a non-blocking collective on heap copies of its buffers (`send` values in, `recvCount`
+    /// out). If polling gives up, the collective is still pending inside MPI and may yet
+    /// write its output, so both buffers are deliberately left allocated (the run is ending).
+    private func collective(_ send: [Double], recvCount: Int, _ what: String,
+                            _ start: (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>, inout MPI_Request?) throws -> Void) throws -> [Double] {
+        let input = UnsafeMutablePointer<Double>.allocate(capacity: max(1, send.count))
+        let output = UnsafeMutablePointer<Double>.allocate(capacity: max(1, recvCount))
+        send.withUnsafeBufferPointer { if let b = $0.baseAddress { input.initialize(from: b, count: send.count) } }
+        output.initialize(repeating: 0, count: max(1, recvCount))
         var req: MPI_Request? = pm_request_null()
-        try values.withUnsafeBufferPointer { v in
-            try out.withUnsafeMutableBufferPointer { o in
-                try check(MPI_Iallreduce(v.baseAddress, o.baseAddress, Int32(values.count), pm_type_double(), op, pm_comm_world(), &req),
-                          "MPI_Iallreduce(\(what), \(values.count) doubles)")
-                try poll("an all-reduce (\(what)) of \(values.count) value(s)") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
-            }
+        do {
+            try start(input, output, &req)
+            try poll(what) { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
+        } catch {
+            if req == pm_request_null() { input.deallocate(); output.deallocate() }  // else still pending: leak them
+            throw error
         }
-        return out
+        let result = Array(UnsafeBufferPointer(start: output, count: recvCount))
+        input.deallocate(); output.deallocate()
+        return result
+    }
+
+    private func allreduce(_ values: [Double], _ op: MPI_Op?, _ what: String) throws -> [Double] {
+        try collective(values, recvCount: values.count, "an all-reduce (\(what)) of \(values.count) value(s)") { i, o, req in
+            try check(MPI_Iallreduce(i, o, Int32(values.count), pm_type_double(), op, pm_comm_world(), &req),
+                      "MPI_Iallreduce(\(what), \(values.count) doubles)")
+        }
     }
 
     public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
         let n = values.count
-        var all = [Double](repeating: 0, count: rank == root ? n * size : 1)
-        var req: MPI_Request? = pm_request_null()
-        try values.withUnsafeBufferPointer { v in
-            try all.withUnsafeMutableBufferPointer { a in
-                try check(MPI_Igather(v.baseAddress, Int32(n), pm_type_double(), a.baseAddress, Int32(n), pm_type_double(), Int32(root), pm_comm_world(), &req),
-                          "MPI_Igather(\(n) doubles to rank \(root))")
-                try poll("a gather of \(n) value(s) to rank \(root)") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
-            }
+        let all = try collective(values, recvCount: rank == root ? n * size : 0, "a gather of \(n) value(s) to rank \(root)") { i, o, req in
+            try check(MPI_Igather(i, Int32(n), pm_type_double(), o, Int32(n), pm_type_double(), Int32(root), pm_comm_world(), &req),
+                      "MPI_Igather(\(n) doubles to rank \(root))")
         }
         guard rank == root else { return nil }
         return (0..<size).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
     }
 
     public func barrier() throws {
-        var req: MPI_Request? = pm_request_null()
-        try check(MPI_Ibarrier(pm_comm_world(), &req), "MPI_Ibarrier")
-        try poll("a barrier") { flag in try check(MPI_Test(&req, &flag, nil), "MPI_Test") }
+        _ = try collective([], recvCount: 0, "a barrier") { _, _, req in
+            try check(MPI_Ibarrier(pm_comm_world(), &req), "MPI_Ibarrier")
+        }
     }
 
     /// Calls `test` until it sets its flag, backing off from spinning to 1 ms sleeps; fails

@@ -109,9 +109,11 @@ public final class Int8Codec: SymmetricCodec {
         var err: Float = 0, norm: Float = 0
         for i in 0..<n {
             let row = x + i * d
-            var amax: Float = 0
-            for c in 0..<d { amax = max(amax, abs(row[c])) }
-            let scale = amax / 127, inv: Float = amax > 0 ? 127 / amax : 0
+            var amax: Float = 0, finite = true
+            for c in 0..<d { amax = max(amax, abs(row[c])); finite = finite && row[c].isFinite }
+            // A non-finite value makes the row's scale NaN: the receiver decodes NaN and its
+            // non-finite check reports it, instead of a silently clipped value.
+            let scale = finite ? amax / 127 : .nan, inv: Float = finite && amax > 0 ? 127 / amax : 0
             scales[i] = scale
             for c in 0..<d {
                 let v = Int8(max(-127, min(127, (row[c] * inv).rounded())))

@@ -41,8 +41,16 @@ public enum CoordinateFormat: String, CaseIterable, Codable, Sendable {
             let rb = rowBytes(k: k)
             for r in 0..<rows {
                 let row = x + r * k, out = dst + r * rb
-                var amax: Float = 0
-                for j in 0..<k { amax = max(amax, abs(row[j])) }
+                var amax: Float = 0, finite = true
+                for j in 0..<k { amax = max(amax, abs(row[j])); finite = finite && row[j].isFinite }
+                guard finite else {
+                    // A NaN scale makes the whole row decode to NaN, so the receiver's
+                    // non-finite check sees it instead of a silently clipped value.
+                    out.storeBytes(of: UInt16(0x7FC0), as: UInt16.self)
+                    (out + 2).initializeMemory(as: UInt8.self, repeating: 0, count: rb - 2)
+                    for j in 0..<k { row[j] = .nan }
+                    continue
+                }
                 // The scale travels as bf16, rounded up so every scaled value stays within qmax.
                 var sh = toBF16(amax / qmax)
                 if fromBF16(sh) < amax / qmax { sh &+= 1 }

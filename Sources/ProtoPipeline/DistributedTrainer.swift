@@ -129,21 +129,21 @@ public final class DistributedTrainer {
         return report
     }
 
-    /// Mean validation loss over the micro-batches rank 0 passes (the others pass nil), run
-    /// through replica 0 in groups of its M. Returns the loss on rank 0, nil elsewhere.
+    /// Mean validation loss over the micro-batches rank 0 passes (the others pass nil):
+    /// `chunks` groups of the step's R·M micro-batches, each group shared between the
+    /// replicas like a training step's (replica r runs its M of them). Returns the loss on
+    /// rank 0, nil elsewhere.
     public func evaluate(_ batches: [Microbatch]?, chunks: Int) throws -> Float? {
-        let M = stage.schedule.microbatches
+        let M = stage.schedule.microbatches, R = comm.replicas
         var total = 0.0
-        let groups = chunks * comm.replicas   // rank 0 holds chunks·M_global = groups·M micro-batches
-        if comm.replica == 0 {
-            for c in 0..<groups {
-                let mine = batches.map { Array($0[(c * M)..<((c + 1) * M)]) }
-                total += try stage.evalStep(batches: mine).lossSum
-            }
+        for c in 0..<chunks {
+            let group = batches.map { Array($0[(c * R * M)..<((c + 1) * R * M)]) }
+            let mine = try distribute(group)
+            total += try stage.evalStep(batches: mine).lossSum
         }
-        // The loss lives on the last stage; one all-reduce brings it to everyone.
-        let v = try link.allreduceSum([stage.isLast && comm.replica == 0 ? total : 0])[0]
-        return link.rank == 0 ? Float(v / Double(groups * M)) : nil
+        // The loss lives on every replica's last stage; one all-reduce brings it to everyone.
+        let v = try link.allreduceSum([stage.isLast ? total : 0])[0]
+        return link.rank == 0 ? Float(v / Double(chunks * R * M)) : nil
     }
 
     /// The whole model's parameters in whole-model layout order, assembled on rank 0 from

@@ -131,7 +131,7 @@ public final class PipelineStage {
         codec.errorStats = WireErrorStats()
         time.beginStep()
         let stepStart = Clock.wall()
-        let lossScale = 1 / Float(N * M)
+        let lossScale = 1 / Float(N * M * comm.replicas)   // the whole step: all replicas' micro-batches
         for a in list {
           do {
             switch a {
@@ -234,58 +234,60 @@ public final class PipelineStage {
 
     /// Data parallelism: the replicas of this stage each computed the gradient of their share
     /// of the step's micro-batches (scaled by the whole step's token count), so the step's
-    /// gradient is their sum. Replica 0's rank gathers the parts, adds them in replica order
-    /// (in Double) and sends the sum back, so every replica applies the same bits. Gradients
-    /// travel in `replicaFormat` (rows of 256 values with a per-row scale for the lossy
-    /// formats). The exchange is charged to the emulated link as a ring all-reduce of the same
-    /// bytes, 2(R−1) hops of bytes/R each, and counted as replica bytes.
+    /// gradient is their sum. Replica 0's rank gathers the parts, adds them into its own
+    /// gradient in replica order and sends the sum back, so every replica applies the same
+    /// bits. Gradients travel in `replicaFormat` (rows of 256 values with a per-row scale for
+    /// the lossy formats). Extra memory: one buffer the size of the gradient. The exchange is
+    /// charged to the emulated link as a ring all-reduce of the same bytes, 2(R−1) hops of
+    /// bytes/R each; every message sent is counted as replica bytes.
     private func sumReplicaGradients(_ met: inout StageStepMetrics) throws {
         guard comm.replicas > 1 else { return }
         let group = comm.replicaGroup, me = comm.link.rank, root = group[0]
         let n = model.grads.count, width = 256, rows = (n + width - 1) / width
         let payload = rows * replicaFormat.rowBytes(k: width)
         let g = model.grads.ptr
+        // One scratch buffer: the values to encode (rounded in place by the encoder to what
+        // the receiver will decode), or a decoded message.
+        let scratch = FloatBuffer(count: rows * width)
         func encode(_ values: UnsafePointer<Float>) -> WireBuffer {
-            let scratch = FloatBuffer(count: rows * width)
             scratch.ptr.update(from: values, count: n)
+            (scratch.ptr + n).update(repeating: 0, count: rows * width - n)
             let b = WireBuffer(payloadBytes: payload)
             replicaFormat.encode(scratch.ptr, rows: rows, k: width, into: b.payload)
-            met.bytesSentReplica += Double(b.count)
             return b
         }
-        func decode(_ b: WireBuffer, from peer: Int) throws -> FloatBuffer {
+        func decode(_ b: WireBuffer, from peer: Int) throws {
             guard b.payloadBytes == payload else {
                 throw LinkError("stage \(stageIndex): gradients from rank \(peer) have \(b.payloadBytes) bytes, expected \(payload) (replicas of different models?)")
             }
-            let out = FloatBuffer(count: rows * width)
-            replicaFormat.decode(b.payload, rows: rows, k: width, into: out.ptr)
-            return out
+            replicaFormat.decode(b.payload, rows: rows, k: width, into: scratch.ptr)
         }
         var latest = time.clocks
         if me == root {
-            var acc = (0..<n).map { Double(g[$0]) }
             for peer in group.dropFirst() {
                 let b = try comm.recvReplica(0, from: peer)
                 for (i, s) in b.stamps.enumerated() where i < latest.count { latest[i] = max(latest[i], s) }
-                let part = try decode(b, from: peer)
-                for i in 0..<n { acc[i] += Double(part.ptr[i]) }
+                try decode(b, from: peer)
+                for i in 0..<n { g[i] += scratch.ptr[i] }
             }
-            let sum = FloatBuffer(count: rows * width)
-            for i in 0..<n { sum.ptr[i] = Float(acc[i]) }
-            let out = encode(sum.ptr)
+            let out = encode(g)
             // What the others decode is what the root keeps, so the replicas stay bit-identical.
-            let mine = try decode(out, from: me)
-            g.update(from: mine.ptr, count: n)
+            g.update(from: scratch.ptr, count: n)
             var c = comm  // the sum carries the group's latest clocks
             let stamps = latest
             c.clock = { stamps }
-            for peer in group.dropFirst() { try c.sendReplica(1, to: peer, out) }
+            for peer in group.dropFirst() {
+                try c.sendReplica(1, to: peer, out)
+                met.bytesSentReplica += Double(out.count)
+            }
         } else {
-            try comm.sendReplica(0, to: root, encode(g))
-            let b = try comm.recvReplica(1, from: root)
-            latest = b.stamps
-            let sum = try decode(b, from: root)
-            g.update(from: sum.ptr, count: n)
+            let b = encode(g)
+            try comm.sendReplica(0, to: root, b)
+            met.bytesSentReplica += Double(b.count)
+            let sum = try comm.recvReplica(1, from: root)
+            latest = sum.stamps
+            try decode(sum, from: root)
+            g.update(from: scratch.ptr, count: n)
         }
         met.replicaSeconds = time.replicaExchange(maxClocks: latest, bytes: WireBuffer.headerBytes + payload, replicas: comm.replicas)
     }

@@ -81,6 +81,7 @@ public final class CheckpointManager {
         let list = try link.broadcastData(rank == 0 ? try JSONEncoder().encode(candidates) : nil, root: 0)
         candidates = try JSONDecoder().decode([Int].self, from: list)
         var notes: [String] = []
+        var damaged: [Int] = []
         for step in candidates {
             let dir = Checkpoint.stepDirectory(root, step: step)
             var failure: String?
@@ -113,13 +114,44 @@ public final class CheckpointManager {
             let reports = try link.gatherData(Data((failure ?? "").utf8), root: 0)
             let firstFailure = reports?.map { String(decoding: $0, as: UTF8.self) }.first { !$0.isEmpty }
             let verdict = try link.broadcastData(rank == 0 ? Data((firstFailure ?? "").utf8) : nil, root: 0)
-            if verdict.isEmpty { return Resumed(step: step, position: position, notes: notes) }
+            if verdict.isEmpty {
+                // The damaged newer ones are moved aside (kept for inspection or repair): left
+                // in place they would count as the newest and pruning would delete good ones.
+                var problem: String?
+                if rank == 0 {
+                    for bad in damaged {
+                        let from = Checkpoint.stepDirectory(root, step: bad)
+                        do {
+                            let to = try Self.asideName(root, step: bad)
+                            try FileManager.default.moveItem(at: from, to: to)
+                            notes.append("moved the damaged checkpoint \(from.lastPathComponent) aside to \(to.path)")
+                        } catch {
+                            problem = "could not move the damaged checkpoint \(from.path) aside (\(error)); move or remove it, then resume again"
+                        }
+                    }
+                    if !damaged.isEmpty { AtomicFile.syncFolder(root) }
+                }
+                try agree(problem)
+                return Resumed(step: step, position: position, notes: notes)
+            }
+            damaged.append(step)
             notes.append("checkpoint step \(step) is damaged (\(String(decoding: verdict, as: UTF8.self))); trying the one before it")
         }
         if !candidates.isEmpty {
             throw ReportedStartupError(rank == 0 ? notes.joined(separator: "\n") + "\nno intact checkpoint left in \(root.path); remove the damaged ones and start without --resume, or restore them" : nil)
         }
         return Resumed(step: 0, position: nil, notes: notes)
+    }
+
+    /// `damaged_step_NNNNNN` beside the checkpoints (with .2, .3 … if taken): a name no
+    /// listing or pruning of checkpoints picks up.
+    static func asideName(_ root: URL, step: Int) throws -> URL {
+        let base = String(format: "damaged_step_%06d", step)
+        for i in 1...1000 {
+            let u = root.appendingPathComponent(i == 1 ? base : "\(base).\(i)")
+            if !FileManager.default.fileExists(atPath: u.path) { return u }
+        }
+        throw CheckpointError("\(root.path) already holds 1000 folders named \(base)*")
     }
 
     /// All ranks fail together when rank 0 found a problem (rank 0's message).

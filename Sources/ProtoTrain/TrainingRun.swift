@@ -283,7 +283,7 @@ public final class TrainingRun {
                 lastVal = val ?? lastVal
             }
             if let r = report {
-                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: size - 1, step: step + 1, microbatch: nil) }
+                guard r.loss.isFinite || r.skipped else { throw NonFiniteError(what: "loss", stage: stages - 1, step: step + 1, microbatch: nil) }
                 try onStep(step, r, val)
             }
             if let checkpoints {

@@ -29,28 +29,35 @@ struct Train: ParsableCommand {
 
     private func train(_ link: MPILink) throws {
         let rank = link.rank, size = link.size
-        let (choice, settings, initial) = try agreedCheck(rank: rank) { () -> (Variant, RunSettings, (config: ModelConfig, params: [Float])?) in
+        let (choice, agreedSettings) = try agreedCheck(rank: rank) { () -> (Variant, RunSettings) in
             try threading.apply()
             try checkpoint.validate(ranks: size)
+            if initFrom != nil && checkpoint.resume { throw CLIError("--init-from starts a new run; --resume continues one from its checkpoints — use one of them") }
             let c = try codec.choice()
-            var s = try runSettings(model: model, options: options, pipeline: pipeline, threading: threading,
+            let s = try runSettings(model: model, options: options, pipeline: pipeline, threading: threading,
                                     extra: ["\(c)", codec.link, "\(checkpoint)", initFrom ?? ""])
-            var initial: (config: ModelConfig, params: [Float])?
-            if let dir = initFrom {
-                if checkpoint.resume { throw CLIError("--init-from starts a new run; --resume continues one from its checkpoints — use one of them") }
-                let loaded = try HuggingFace.load(URL(fileURLWithPath: dir))
+            return (c, s)
+        }
+        var settings = agreedSettings
+        var initial: (config: ModelConfig, params: [Float])?
+        if let dir = initFrom {
+            // Every rank reads the folder itself (it may be missing or damaged on one host
+            // only), and all stop together if any rank cannot.
+            var problem: String?
+            do { initial = try HuggingFace.load(URL(fileURLWithPath: dir)) } catch { problem = "rank \(rank): \(error)" }
+            try TrainingRun.agree(link, problem, everyRankSays: true)
+            if let loaded = initial {
                 var base = loaded.config
                 base.subspace = nil; base.projector = nil
-                s.model = base
-                s.vocabSize = loaded.config.vocabSize
-                initial = loaded
+                settings.model = base
+                settings.vocabSize = loaded.config.vocabSize
             }
-            return (c, s, initial)
         }
         let emuLink = try agreedCheck(rank: rank) { () -> LinkModel in
             let l = try LinkModel.parse(codec.link)
-            if let b = l.boundaries, b.count != size - 1 {
-                throw CLIError("--link '\(codec.link)' gives \(b.count) per-boundary links but \(size) stages have \(size - 1) boundaries; give one link, or one per boundary separated by /")
+            let stages = pipeline.stages ?? size
+            if let b = l.boundaries, b.count != stages - 1 {
+                throw CLIError("--link '\(codec.link)' gives \(b.count) per-boundary links but \(stages) stages have \(stages - 1) boundaries; give one link, or one per boundary separated by /")
             }
             return l
         }

@@ -66,6 +66,18 @@ final class HuggingFaceTests: XCTestCase {
         var bomb = Data(); withUnsafeBytes(of: UInt64(1) << 40) { bomb.append(contentsOf: $0) }
         try bomb.write(to: dir.appendingPathComponent("y.safetensors"))
         XCTAssertThrowsError(try HuggingFace.readSafetensors(dir.appendingPathComponent("y.safetensors"))) { XCTAssert("\($0)".contains("does not fit"), "\($0)") }
+        // Crafted headers: a shape whose product overflows, offsets near Int.max.
+        func crafted(_ json: String) -> Data {
+            var d = Data(); withUnsafeBytes(of: UInt64(json.utf8.count)) { d.append(contentsOf: $0) }
+            d.append(Data(json.utf8)); d.append(Data(count: 16)); return d
+        }
+        for (json, says) in [(#"{"a":{"dtype":"F32","shape":[16777216,16777216,16777216,16777216],"data_offsets":[0,16]}}"#, "more values"),
+                             (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[9223372036854775000,9223372036854775807]}}"#, "file's size"),
+                             (#"{"a":{"dtype":"F32","shape":[4],"data_offsets":[8,0]}}"#, "file's size")] {
+            let url = dir.appendingPathComponent("z.safetensors")
+            try crafted(json).write(to: url)
+            XCTAssertThrowsError(try HuggingFace.readSafetensors(url)) { XCTAssert("\($0)".contains(says), "\($0)") }
+        }
         // An Arcee config protomodel cannot train: every problem named at once.
         let m = dir.appendingPathComponent("gqa")
         try FileManager.default.createDirectory(at: m, withIntermediateDirectories: true)

@@ -39,6 +39,27 @@ final class CoordinateFormatTests: XCTestCase {
         XCTAssertEqual(CoordinateFormat.fp8.rowBytes(k: 16), 18)
     }
 
+    func testNonFiniteValueMakesItsRowNaN() throws {
+        let rows = 3, k = 8
+        for bad in [Float.nan, .infinity, -.infinity] {
+            var x = randomArray(rows * k, seed: 6, std: 1)
+            x[k + 3] = bad
+            for f in CoordinateFormat.allCases where f != .fp32 && f != .bf16 {
+                let (sent, out, _) = roundTrip(f, x, rows: rows, k: k)
+                XCTAssert(out[k..<(2 * k)].allSatisfy { $0.isNaN }, "\(f) \(bad): the row with it decodes to NaN")
+                XCTAssert(sent[k..<(2 * k)].allSatisfy { $0.isNaN }, "\(f) \(bad): and so does the sender's copy")
+                XCTAssert(out[0..<k].allSatisfy { $0.isFinite } && out[(2 * k)...].allSatisfy { $0.isFinite }, "\(f): other rows are untouched")
+            }
+            // The dense int8 codec too.
+            let c = Int8Codec(), y = FloatBuffer(count: rows * k)
+            var e = (0.0, 0.0)
+            let b = x.withUnsafeBufferPointer { c.encode($0.baseAddress!, rows, k, &e) }
+            try c.decode(b, y.ptr, rows, k, "test")
+            XCTAssert((k..<(2 * k)).allSatisfy { y.ptr[$0].isNaN }, "int8 codec \(bad)")
+            XCTAssert((0..<k).allSatisfy { y.ptr[$0].isFinite })
+        }
+    }
+
     func testFP8TableAndRounding() {
         XCTAssertEqual(FP8E4M3.decode(0x7E), 448)
         XCTAssertEqual(FP8E4M3.decode(0x01), 0x1p-9, "smallest subnormal")

@@ -15,11 +15,14 @@ final class ReplicaTests: XCTestCase {
             let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 5, seed: 21)
             for kind in ScheduleKind.allCases {
                 let one = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: kind) { spec.makeCodec(model: $0) }
-                let ref = try data.enumerated().map { try one.trainStep($0, $1).loss }
+                let ref = try data.enumerated().map { try one.trainStep($0, $1) }
                 for R in [2, 3] {
                     let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: kind, replicas: R) { spec.makeCodec(model: $0) }
                     for (s, batch) in data.enumerated() {
-                        assertRel(try p.trainStep(s, batch).loss, ref[s], 1e-5, "\(word) \(kind) R=\(R) step \(s)")
+                        let r = try p.trainStep(s, batch)
+                        assertRel(r.loss, ref[s].loss, 1e-5, "\(word) \(kind) R=\(R) step \(s)")
+                        // The same gradient, not R times it (Adam alone would hide the scale).
+                        assertRel(Float(r.gradNorm), Float(ref[s].gradNorm), 1e-5, "\(word) \(kind) R=\(R) step \(s): gradient norm")
                     }
                     for t in one.stages[0].model.layout.tensors + one.stages[1].model.layout.tensors {
                         let w = try XCTUnwrap(one.parameter(t.name))
@@ -30,7 +33,12 @@ final class ReplicaTests: XCTestCase {
                         let a = p.stages[s].model.params.toArray()
                         for r in 1..<R { XCTAssertEqual(p.stages[r * 2 + s].model.params.toArray(), a, "\(word) R=\(R): replica \(r) of stage \(s)") }
                     }
-                    XCTAssertGreaterThan(p.lastMetrics.reduce(0) { $0 + $1.bytesSentReplica }, 0, "the exchange is counted")
+                    // Each stage's group sends R−1 parts to its root and R−1 sums back.
+                    let expected = (0..<2).reduce(0.0) { acc, s in
+                        let rows = (p.stages[s].model.grads.count + 255) / 256
+                        return acc + Double(2 * (R - 1) * (WireBuffer.headerBytes + rows * 256 * 4))
+                    }
+                    XCTAssertEqual(p.lastMetrics.reduce(0) { $0 + $1.bytesSentReplica }, expected, "the exchange is counted, every message once")
                     XCTAssertEqual(p.evaluate(data[0]), one.evaluate(data[0]), accuracy: 1e-5)
                 }
             }

@@ -99,8 +99,12 @@ final class TrainingRunTests: XCTestCase {
         try bytes.write(to: stageFile)
         let resumed = train(s, root: root, every: 2, resume: true)
         XCTAssert(resumed.errors.allSatisfy { $0 == nil }, "\(resumed.errors)")
-        XCTAssertEqual(resumed.notes.count, 1)
+        XCTAssertEqual(resumed.notes.count, 2, "\(resumed.notes)")
         XCTAssert(resumed.notes[0].contains("step 4 is damaged") && resumed.notes[0].contains("rank 1"), resumed.notes[0])
+        // The damaged one is kept, moved where pruning cannot count it as the newest.
+        XCTAssert(resumed.notes[1].contains("moved the damaged checkpoint step_000004 aside"), resumed.notes[1])
+        let aside = root.appendingPathComponent("damaged_step_000004")
+        XCTAssertEqual(try Data(contentsOf: aside.appendingPathComponent(Checkpoint.stageFileName(rank: 1))), bytes, "kept as it was")
         XCTAssertEqual(resumed.losses.keys.sorted(), [3, 4, 5, 6], "resumed after step 2")
         for s in 3...6 { XCTAssertEqual(resumed.losses[s], full.losses[s], "step \(s) equals the uninterrupted run") }
     }
