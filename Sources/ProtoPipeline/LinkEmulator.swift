@@ -118,13 +118,20 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
     }
 }
 
-/// One receiving rank's inbound link.
+/// One direction of one boundary as the receiver sees it: the messages of a single sender,
+/// queued first-in-first-out by send time.
 public struct InboundLink: Sendable, Equatable {
     public var freeAt: Double = 0
+    /// The latest send time charged so far, and how many messages were charged after one
+    /// sent later than them (0 when the receiver takes them in send order, as the schedules do).
+    public private(set) var lastSentAt = -Double.infinity
+    public private(set) var outOfOrder = 0
     public init() {}
     /// When a message of `bytes` sent at `sentAt` may be used. The speedrun model occupies
     /// the link until the message arrives; the streaming model only for the transfer.
     public mutating func arrival(sentAt: Double, bytes: Int, link: LinkModel) -> Double {
+        if sentAt < lastSentAt { outOfOrder += 1 }
+        lastSentAt = max(lastSentAt, sentAt)
         if link.isOff { return sentAt }
         let start = max(freeAt, sentAt), done = start + link.transferSeconds(bytes: bytes)
         switch link.kind {
@@ -155,12 +162,14 @@ public final class EmulatedTime {
     public let mode: ClockMode
     public let links: [LinkModel]
     public private(set) var clocks: [Double]
-    /// Per followed link: one inbound queue, or one per boundary for per-boundary links.
-    private var inbound: [[InboundLink]]
+    /// Per followed link, one queue per direction of each boundary (key 2·boundary, +1 for
+    /// messages from the later stage). Each queue carries one sender's messages, so charging
+    /// in the order they are received is charging in the order they were sent.
+    public private(set) var inbound: [[Int: InboundLink]]
     private let epoch: Double
     /// Per-link accumulators for the current step.
     public private(set) var timing: [LinkTiming]
-    private var saved: ([Double], [[InboundLink]])?
+    private var saved: ([Double], [[Int: InboundLink]])?
     private var suspended: Bool { saved != nil }
 
     /// What one CPU second of compute is charged on the virtual clocks (emulated stage speed).
@@ -173,7 +182,7 @@ public final class EmulatedTime {
         precondition(mode == .virtual || computeScale == 1, "an emulated stage speed needs the virtual clock")
         self.mode = mode; self.links = links; self.epoch = epoch; self.computeScale = computeScale
         clocks = Array(repeating: 0, count: links.count)
-        inbound = links.map { Array(repeating: InboundLink(), count: $0.boundaries?.count ?? 1) }
+        inbound = Array(repeating: [:], count: links.count)
         timing = Array(repeating: LinkTiming(), count: links.count)
     }
 
@@ -195,23 +204,27 @@ public final class EmulatedTime {
     /// A message of `bytes` with sender clocks `stamps` was received. In sleep mode pass
     /// the wall-clock instants (relative to the epoch) when the receive began and returned;
     /// the call sleeps until the emulated arrival.
-    public func received(stamps: [Double], bytes: Int, boundary: Int = 0, waitBegan: Double = 0, receivedAt: Double = 0) throws {
+    /// `boundary` is the boundary the message crossed, `fromLaterStage` its direction (a
+    /// gradient coming back); each direction of each boundary queues on its own.
+    public func received(stamps: [Double], bytes: Int, boundary: Int = 0, fromLaterStage: Bool = false,
+                         waitBegan: Double = 0, receivedAt: Double = 0) throws {
         guard stamps.count == links.count else {
             throw LinkError("message carries \(stamps.count) clock stamp(s), this rank follows \(links.count) link(s) (do all ranks run the same --link/--clock?)")
         }
         if suspended { return }
         switch mode {
         case .virtual:
+            let q = 2 * max(0, boundary) + (fromLaterStage ? 1 : 0)
             for i in links.indices {
-                let c = clocks[i], sent = stamps[i], q = slot(i, boundary)
-                let arrive = inbound[i][q].arrival(sentAt: sent, bytes: bytes, link: links[i].link(boundary: boundary))
+                let c = clocks[i], sent = stamps[i]
+                let arrive = inbound[i][q, default: InboundLink()].arrival(sentAt: sent, bytes: bytes, link: links[i].link(boundary: boundary))
                 timing[i].bubbleWait += max(0, sent - c)
                 timing[i].linkWait += max(0, arrive - max(c, sent))
                 clocks[i] = max(c, arrive)
             }
         case .sleep:
-            let sent = stamps[0], q = slot(0, boundary)
-            let arrive = inbound[0][q].arrival(sentAt: sent, bytes: bytes, link: links[0].link(boundary: boundary))
+            let sent = stamps[0], q = 2 * max(0, boundary) + (fromLaterStage ? 1 : 0)
+            let arrive = inbound[0][q, default: InboundLink()].arrival(sentAt: sent, bytes: bytes, link: links[0].link(boundary: boundary))
             var now = receivedAt
             if arrive > now { sleepSeconds(arrive - now); now = max(arrive, wallNow()) }
             let bubble = max(0, min(now, sent) - waitBegan)
@@ -219,8 +232,6 @@ public final class EmulatedTime {
             timing[0].linkWait += max(0, now - waitBegan - bubble)
         }
     }
-
-    private func slot(_ i: Int, _ boundary: Int) -> Int { min(max(0, boundary), inbound[i].count - 1) }
 
     /// A data-parallel all-reduce of `bytes` among `replicas` ranks, as a ring over the
     /// emulated link: 2(R−1) hops of bytes/R each. Every clock becomes the group's latest

@@ -174,7 +174,7 @@ public final class PipelineStage {
                 met.bytesSentForward += Double(b.count)
                 if step < 0 { releaseSlot(m) }
             case let .recvBackward(m):
-                let b = try timedRecv(&met, charged: true, boundary: stageIndex) { try comm.recvBackward(m) }
+                let b = try timedRecv(&met, charged: true, boundary: stageIndex, fromLaterStage: true) { try comm.recvBackward(m) }
                 let t0 = Clock.threadCPU()
                 try ids[m].withUnsafeBufferPointer { try codec.decodeBackward(b, into: dOut.ptr, ids: $0.baseAddress!, n: N, d: d) }
                 met.codecSeconds += computed(t0)
@@ -311,7 +311,7 @@ public final class PipelineStage {
         }
         func receive(_ index: Int, from peer: Int, _ t: ParamTensor) throws -> UnsafePointer<Float> {
             // Between neighbours the boundary they share; U's reduce (star on rank 0) the lower one's.
-            let b = try timedRecv(&met, charged: true, boundary: min(me, peer)) { try comm.recvSync(index, from: peer) }
+            let b = try timedRecv(&met, charged: true, boundary: min(me, peer), fromLaterStage: peer > me) { try comm.recvSync(index, from: peer) }
             guard b.payloadBytes == 8 + 4 * t.count else {
                 throw LinkError("stage \(me): \(t.name) message from rank \(peer) has \(b.payloadBytes) bytes, expected \(8 + 4 * t.count)")
             }
@@ -364,11 +364,15 @@ public final class PipelineStage {
 
     /// A receive, timed on the wall clock; boundary messages (`charged`) pass through the
     /// link emulator, which may sleep (sleep clock) or advance the virtual clocks.
-    private func timedRecv(_ met: inout StageStepMetrics, charged: Bool, boundary: Int = 0, _ body: () throws -> WireBuffer) throws -> WireBuffer {
+    private func timedRecv(_ met: inout StageStepMetrics, charged: Bool, boundary: Int = 0, fromLaterStage: Bool = false,
+                           _ body: () throws -> WireBuffer) throws -> WireBuffer {
         let t0 = Clock.wall()
         let began = time.wallNow()
         let b = try body()
-        if charged { try time.received(stamps: b.stamps, bytes: b.count, boundary: boundary, waitBegan: began, receivedAt: time.wallNow()) }
+        if charged {
+            try time.received(stamps: b.stamps, bytes: b.count, boundary: boundary, fromLaterStage: fromLaterStage,
+                              waitBegan: began, receivedAt: time.wallNow())
+        }
         met.recvWaitSeconds += Clock.wall() - t0
         return b
     }

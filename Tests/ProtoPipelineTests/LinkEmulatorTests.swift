@@ -63,11 +63,46 @@ final class LinkEmulatorTests: XCTestCase {
         t.beginStep()
         try t.received(stamps: [0], bytes: 1000, boundary: 0)
         XCTAssertEqual(t.clocks[0], 0.011, accuracy: 1e-12)
-        try t.received(stamps: [0], bytes: 1000, boundary: 1)
+        try t.received(stamps: [0], bytes: 1000, boundary: 1, fromLaterStage: true)
         XCTAssertEqual(t.clocks[0], 0.011, accuracy: 1e-12, "boundary 1's message arrived at 1.1 ms, on its own queue")
         var streaming = l
         streaming.kind = .streaming
         XCTAssertEqual(streaming.link(boundary: 0).kind, .streaming, "the link model applies to every boundary")
+    }
+
+    func testEachDirectionQueuesItsOwnSendersMessagesInSendOrder() throws {
+        // One link (8 Mbit/s: 1 µs per byte, 10 ms latency), a middle stage receiving an
+        // activation over boundary 0 and a gradient over boundary 1, both sent at 0.
+        let link = LinkModel(name: "t", bitsPerSecond: 8e6, latency: 0.010)
+        let t = EmulatedTime(mode: .virtual, links: [link])
+        t.beginStep()
+        try t.received(stamps: [0], bytes: 1000, boundary: 0)
+        try t.received(stamps: [0], bytes: 1000, boundary: 1, fromLaterStage: true)
+        XCTAssertEqual(t.clocks[0], 0.011, accuracy: 1e-12, "different senders do not queue behind each other")
+        // A second activation sent at 1 ms queues behind the first (which holds the link until 11 ms).
+        try t.received(stamps: [0.001], bytes: 2000, boundary: 0)
+        XCTAssertEqual(t.clocks[0], 0.011 + 0.002 + 0.010, accuracy: 1e-12)
+        XCTAssertEqual(t.inbound[0].values.map(\.outOfOrder), [0, 0])
+        // Taking a message sent before one already charged is recorded (the schedules never do).
+        try t.received(stamps: [0.0005], bytes: 10, boundary: 0)
+        XCTAssertEqual(t.inbound[0][0]?.outOfOrder, 1)
+    }
+
+    func testPipelineStepsChargeEveryLinkInSendOrder() throws {
+        var (cfg, tc) = pipelineConfig()
+        cfg.subspace = nil
+        tc.microbatches = 6
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 2, seed: 3)
+        let link = LinkModel(name: "t", bitsPerSecond: 1e6, latency: 0.003)
+        for kind in ScheduleKind.allCases {
+            let p = try InProcessPipeline(config: cfg, split: [1, 1, 1, 1], train: tc, schedule: kind, links: [link]) { _ in DenseCodec() }
+            _ = stepTimes(p, data)
+            for (s, stage) in p.stages.enumerated() {
+                let queues = stage.time.inbound[0]
+                XCTAssertEqual(queues.count, s == 0 || s == 3 ? 1 : 2, "\(kind) stage \(s): one queue per neighbour")
+                for (q, l) in queues { XCTAssertEqual(l.outOfOrder, 0, "\(kind) stage \(s) queue \(q)") }
+            }
+        }
     }
 
     func testStageSpeedScalesComputeOnTheVirtualClock() throws {
