@@ -10,7 +10,9 @@
 #   scripts/hosts.sh run N RATES -- PROTOMODEL ARGS...    e.g. scripts/hosts.sh run 2 80mbit,80mbit -- train --steps 20
 #   scripts/hosts.sh check                                 exit 0 if namespaces can be made here (else prints why)
 #
-# RATES: one per host, comma-separated (tc units: 80mbit, 1gbit, …), or "off" for no shaping.
+# RATES: one per host, comma-separated (tc units: 80mbit, 1gbit, …), "off" for no shaping, or
+# PREV/NEXT for a rate toward the host before and one toward the host after (one rank per
+# host: a link per pipeline boundary), e.g. 20mbit,20mbit/200mbit,200mbit.
 # Environment: MPIRUN_EXTRA (more mpirun flags), NP_PER_HOST (ranks per host, default 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,21 @@ up() {  # N RATES
     ip -n $SWITCH link set "p$i" master br0
     ip -n $SWITCH link set "p$i" up
     local r=${rate[$i]:-${rate[0]:-off}}
-    if [ "$r" != off ]; then
+    if [[ "$r" == */* ]]; then
+      # PREV/NEXT: one rate toward host i−1 and one toward host i+1 (a link per boundary),
+      # as htb classes chosen by destination address; anything else is unshaped.
+      local prev=${r%/*} next=${r#*/}
+      ip netns exec "$ns" tc qdisc add dev eth0 root handle 1: htb default 30
+      ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:30 htb rate 10gbit
+      if [ "$i" -gt 0 ] && [ "$prev" != off ]; then
+        ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:10 htb rate "$prev" burst 4kb cburst 4kb
+        ip netns exec "$ns" tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst "$SUBNET.$i/32" flowid 1:10
+      fi
+      if [ "$i" -lt $((n - 1)) ] && [ "$next" != off ]; then
+        ip netns exec "$ns" tc class add dev eth0 parent 1: classid 1:20 htb rate "$next" burst 4kb cburst 4kb
+        ip netns exec "$ns" tc filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst "$SUBNET.$((i + 2))/32" flowid 1:20
+      fi
+    elif [ "$r" != off ]; then
       # Token bucket on the host's egress; a 4 KB burst so small messages are shaped too.
       ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$r" burst 4kb latency 500ms
     fi
@@ -85,5 +101,5 @@ case "${1:-}" in
     [ $# -ge 4 ] && [ "$4" = "--" ] || { echo "usage: scripts/hosts.sh run N RATES -- PROTOMODEL ARGS..." >&2; exit 2; }
     can_make_namespaces >&2 || exit 3
     run "$2" "$3" "${@:4}" ;;
-  *) sed -n '2,15p' "$0"; exit 2 ;;
+  *) sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ struct Protomodel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "protomodel",
         abstract: "Pipeline-parallel GPT training over slow links with Protocol Models compression.",
-        subcommands: [Prepare.self, Train.self, Bench.self, Speedrun.self, Converge.self, Compare.self, Sample.self, Export.self, Eval.self, Schedule.self, BenchEngine.self],
+        subcommands: [Prepare.self, Train.self, Bench.self, Speedrun.self, Converge.self, Compare.self, LinkReport.self, Sample.self, Export.self, Eval.self, Schedule.self, BenchEngine.self],
         defaultSubcommand: Train.self)
 }
 
