@@ -20,8 +20,11 @@ run() {  # np, name, train flags...  (PM_ENV="VAR=value" passes one more variabl
 # resumed), the later record wins.
 losses() { field "$1" loss; }
 field() {  # file, key: that key's value per step (steps without it are left out)
-  grep '"type":"step"' "$1" | sed -n "s/.*\"$2\":\([-0-9.eE+]*\).*\"step\":\([0-9]*\).*/\2 \1/p" |
-    awk '{ v[$1] = $2; if ($1 > n) n = $1 } END { for (i = 1; i <= n; i++) if (i in v) print v[i] }'
+  grep '"type":"step"' "$1" | awk -v key="\"$2\":" '
+    { s = index($0, "\"step\":"); i = index($0, key); if (!s || !i) next
+      step = substr($0, s + 7) + 0; val = substr($0, i + length(key)); sub(/[,}].*/, "", val)
+      v[step] = val; if (step > n) n = step }
+    END { for (i = 1; i <= n; i++) if (i in v) print v[i] }'
 }
 same_losses() {  # name-a, name-b [key]: equal per-step values of key (default loss; relative difference <= 1e-5)
   local a b key=${3:-loss}
