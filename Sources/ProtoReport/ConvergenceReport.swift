@@ -130,25 +130,73 @@ public enum ConvergenceReport {
 
     /// Bytes per token (log axis) against final validation loss: one marker per variant, the
     /// Pareto front drawn through the variants no other beats, dense as a reference line.
+    /// The family a variant belongs to, for the Pareto plot's colours.
+    public static func family(_ r: ConvergenceResult) -> String {
+        let levers = r.label.contains("E_fixed") || r.label.contains("+norm") || r.label.contains("MLP")
+        if r.codec.hasPrefix("projector") || r.codec.contains("adaptive") { return "adaptive U / learned projectors" }
+        if r.codec.hasPrefix("subspace") { return levers ? "subspace + levers (E_fixed σ, norm, MLP)" : "fixed subspace (the paper's)" }
+        return levers ? "dense + levers" : "dense and quantized dense"
+    }
+
+    /// A point label short enough to sit beside its marker: "k16 int8 σ1 +norm".
+    public static func shortLabel(_ label: String) -> String {
+        var s = label
+        for (a, b) in [("subspace k=", "k"), ("projector k=", "proj k"), (" E_fixed σ=", " σ"), (" adaptive", " adapt"), (" ulr ", " ulr"), (" MLP ", " mlp")] {
+            s = s.replacingOccurrences(of: a, with: b)
+        }
+        return s
+    }
+
+    /// Bytes per token (log) against final validation loss: one colour per family, each point
+    /// labelled, the Pareto front dashed, dense and dense + 2 % / + 5 % as reference lines.
+    /// Points worse than dense + 20 % are left off and named in the caption.
     public static func paretoPlot(_ rows: [ConvergenceRow], dense: String?, caption: String) -> SVGPlot {
         let front = rows.filter(\.onFront).sorted { $0.totalBytes < $1.totalBytes }
         var series = [SVGPlot.Series(name: "Pareto front", points: front.map { ($0.totalBytes, $0.finalLoss) }, dashed: true, markers: false, muted: true)]
-        for r in rows {
-            series.append(SVGPlot.Series(name: r.result.label, points: [(r.totalBytes, r.finalLoss)], line: false))
+        var families: [String] = []
+        for r in rows where !families.contains(family(r.result)) { families.append(family(r.result)) }
+        for f in families {
+            let rs = rows.filter { family($0.result) == f }
+            series.append(SVGPlot.Series(name: f, points: rs.map { ($0.totalBytes, $0.finalLoss) }, line: false,
+                                         labels: rs.map { shortLabel($0.result.label) }))
+        }
+        let ref = rows.first { $0.result.label == dense }
+        var cap = caption
+        if let d = ref {
+            let off = rows.filter { $0.finalLoss > d.finalLoss * 1.2 }
+            if !off.isEmpty { cap += "; off the plot: " + off.map { String(format: "%@ %.3f", $0.result.label, $0.finalLoss) }.joined(separator: ", ") }
         }
         var plot = SVGPlot(title: "Boundary bytes vs validation loss at equal tokens",
                            xLabel: "bytes per token per boundary (forward + backward + sync, log scale)",
-                           yLabel: "validation loss", logX: true, series: series, caption: caption)
-        if let d = rows.first(where: { $0.result.label == dense }) {
+                           yLabel: "validation loss", logX: true, series: series, caption: cap)
+        if let d = ref {
             plot.hLines = [(d.finalLoss, String(format: "dense %.3f", d.finalLoss)), (d.finalLoss * 1.02, "dense + 2%"), (d.finalLoss * 1.05, "dense + 5%")]
+            plot.yMax = d.finalLoss * 1.2
         }
+        plot.height = 560
         return plot
     }
 
-    /// Validation loss against steps (= tokens) for every variant.
-    public static func curvesPlot(_ rows: [ConvergenceRow], caption: String) -> SVGPlot {
-        SVGPlot(title: "Validation loss during training", xLabel: "optimizer steps (equal tokens per step)", yLabel: "validation loss",
-                series: rows.map { SVGPlot.Series(name: $0.result.label, points: $0.result.validation.map { (Double($0.step), $0.loss) }) },
-                caption: caption)
+    /// Validation loss against steps (= tokens) for the variants worth reading side by side:
+    /// dense, every variant on the Pareto front, and the best of each other family (all of
+    /// them are in the tables).
+    public static func curvesPlot(_ rows: [ConvergenceRow], dense: String? = nil, caption: String) -> SVGPlot {
+        var chosen = rows.filter { $0.result.label == dense || $0.onFront }
+        for f in rows.map({ family($0.result) }) {
+            if let best = rows.filter({ family($0.result) == f }).min(by: { $0.finalLoss < $1.finalLoss }),
+               !chosen.contains(where: { $0.result.label == best.result.label }) { chosen.append(best) }
+        }
+        let order = rows.map(\.result.label)
+        chosen.sort { order.firstIndex(of: $0.result.label)! < order.firstIndex(of: $1.result.label)! }
+        // The axis stops at dense's loss a quarter into the run, so the end, where the
+        // variants differ, is not squashed by the first evaluations.
+        let top = rows.first { $0.result.label == dense }.flatMap { d in
+            d.result.validation.first { $0.step * 4 >= d.result.steps }?.loss }
+        var plot = SVGPlot(title: "Validation loss during training (dense, the Pareto front, the best of each family)",
+                           xLabel: "optimizer steps (equal tokens per step)", yLabel: "validation loss",
+                           series: chosen.map { SVGPlot.Series(name: $0.result.label, points: $0.result.validation.map { (Double($0.step), $0.loss) }) },
+                           caption: caption + (top.map { String(format: "; losses above %.2f (early steps) are left off", $0) } ?? ""))
+        plot.yMax = top
+        return plot
     }
 }

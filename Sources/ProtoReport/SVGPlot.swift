@@ -35,6 +35,8 @@ public struct SVGPlot {
     public var width = 820.0, height = 480.0
     /// Horizontal reference lines (value, label), drawn dashed in grey.
     public var hLines: [(y: Double, label: String)] = []
+    /// Points above this value are left off (say so in the caption).
+    public var yMax: Double?
 
     public init(title: String, xLabel: String, yLabel: String, logX: Bool = false, series: [Series], caption: String? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX; self.series = series
@@ -69,13 +71,34 @@ public struct SVGPlot {
         return out
     }
 
+    /// Splits `text` at spaces into lines of at most `columns` characters (a longer word
+    /// stands alone on its line).
+    static func wrap(_ text: String, columns: Int) -> [String] {
+        var lines: [String] = [], line = ""
+        for word in text.split(separator: " ", omittingEmptySubsequences: false) {
+            if !line.isEmpty && line.count + 1 + word.count > columns { lines.append(line); line = String(word) }
+            else { line += (line.isEmpty ? "" : " ") + word }
+        }
+        if !line.isEmpty || lines.isEmpty { lines.append(line) }
+        return lines
+    }
+
     public func render() -> String {
         // The legend column is as wide as its longest entry.
         let longest = (series.filter { !($0.muted && $0.name.isEmpty) }.map(\.name) + hLines.map(\.label)).map(\.count).max() ?? 10
-        let left = 72.0, right = max(160.0, 52 + 6.6 * Double(longest)), top = 42.0, bottom = caption == nil ? 58.0 : 78.0
+        let left = 72.0, right = max(160.0, 52 + 6.6 * Double(longest)), top = 42.0
         let width = max(self.width, left + 500 + right)
+        // The caption wraps at the figure's width (about 6.2 px per character at 10.5 px).
+        let captionLines = caption.map { Self.wrap($0, columns: Int((width - left - 12) / 6.2)) } ?? []
+        let bottom = 58.0 + 15 * Double(captionLines.count) + (captionLines.isEmpty ? 0 : 5)
+        // Tall enough for every legend entry.
+        let entries = series.filter { !($0.muted && $0.name.isEmpty) }.count + hLines.count
+        let height = max(self.height, top + 24 + 19 * Double(entries) + bottom)
         let pw = width - left - right, ph = height - top - bottom
-        let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
+        func shown(_ p: (x: Double, y: Double)) -> Bool {
+            p.x.isFinite && p.y.isFinite && (!logX || p.x > 0) && (!logY || p.y > 0) && p.y <= (yMax ?? .infinity)
+        }
+        let all = series.flatMap(\.points).filter(shown)
         let ys = all.map(\.y) + hLines.map(\.y)
         // Axis ranges: log axes span whole tick values, linear ones round outwards.
         var xr = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
@@ -118,8 +141,9 @@ public struct SVGPlot {
         }
         let legendRefs = hLines
         var styleIndex = 0
+        var placedLabels: [(x: Double, y: Double, w: Double)] = []
         for ser in series {
-            let pts = ser.points.filter { $0.x.isFinite && $0.y.isFinite && (!logX || $0.x > 0) && (!logY || $0.y > 0) }
+            let pts = ser.points.filter(shown)
             let (color, shape): (String, String)
             if ser.muted { (color, shape) = ("#999999", "circle") } else { (color, shape) = Self.style(styleIndex); styleIndex += 1 }
             let dash = ser.dashed ? " stroke-dasharray=\"6,4\"" : ""
@@ -131,8 +155,19 @@ public struct SVGPlot {
                 for p in pts { s += Self.marker(shape, px(p.x), py(p.y), color) }
             }
             if let labels = ser.labels {
-                for (p, l) in zip(ser.points, labels) where p.x.isFinite && p.y.isFinite {
-                    s += "<text x=\"\(f(px(p.x) + 7))\" y=\"\(f(py(p.y) - 6))\" font-size=\"10.5\" fill=\"#333\">\(Self.esc(l))</text>"
+                for (p, l) in zip(ser.points, labels) where shown(p) {
+                    // Right of the point, else left of it when it would leave the plot; moved
+                    // down or up past labels already placed so none overprints another.
+                    let w = 6.2 * Double(l.count), x0 = px(p.x), y0 = py(p.y)
+                    let toLeft = x0 + 7 + w > left + pw
+                    let bx = toLeft ? x0 - 7 - w : x0 + 7
+                    var by = y0 - 6
+                    for dy in [0.0, 13, -13, 26, -26, 39] {
+                        let y = y0 - 6 + dy
+                        if y - 10 >= top, y <= top + ph, !placedLabels.contains(where: { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }) { by = y; break }
+                    }
+                    placedLabels.append((bx, by, w))
+                    s += "<text x=\"\(f(toLeft ? x0 - 7 : x0 + 7))\" y=\"\(f(by))\"\(toLeft ? " text-anchor=\"end\"" : "") font-size=\"10.5\" fill=\"#333\">\(Self.esc(l))</text>"
                 }
             }
             if ser.muted && ser.name.isEmpty { continue }
@@ -149,8 +184,9 @@ public struct SVGPlot {
             s += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>"
             s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\" fill=\"#444\">\(Self.esc(h.label))</text>\n"
         }
-        if let caption {
-            s += "<text x=\"\(f(left))\" y=\"\(f(height - 12))\" font-size=\"10.5\" fill=\"#555\">\(Self.esc(caption))</text>\n"
+        for (i, line) in captionLines.enumerated() {
+            let y = height - 12 - 15 * Double(captionLines.count - 1 - i)
+            s += "<text x=\"\(f(left))\" y=\"\(f(y))\" font-size=\"10.5\" fill=\"#555\">\(Self.esc(line))</text>\n"
         }
         s += "</svg>\n"
         return s

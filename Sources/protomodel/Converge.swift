@@ -150,7 +150,7 @@ struct Converge: ParsableCommand {
         try AtomicFile.write(Data(ConvergenceReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
         try AtomicFile.write(ConvergenceReport.json(rows, notes: notes), to: out.appendingPathComponent("results.json"))
         try AtomicFile.write(Data(ConvergenceReport.paretoPlot(rows, dense: dense, caption: caption).render().utf8), to: out.appendingPathComponent("pareto.svg"))
-        try AtomicFile.write(Data(ConvergenceReport.curvesPlot(rows, caption: caption).render().utf8), to: out.appendingPathComponent("curves.svg"))
+        try AtomicFile.write(Data(ConvergenceReport.curvesPlot(rows, dense: dense, caption: caption).render().utf8), to: out.appendingPathComponent("curves.svg"))
         print("")
         print(ConvergenceReport.markdown(rows, notes: []))
         print("wrote \(benchOut)/results.{md,csv,json}, pareto.svg, curves.svg")

@@ -41,7 +41,14 @@ final class ConvergenceReportTests: XCTestCase {
         let md = ConvergenceReport.markdown(rows, notes: ["n"])
         XCTAssert(md.contains("| subspace | 20.0 | 18.0 | 1.00 | 25.6× | 12.8× | 3.0000 | +20.0% | 200 | 1.50 |"), md)
         let svg = ConvergenceReport.paretoPlot(rows, dense: "dense", caption: "cap").render()
-        XCTAssert(svg.contains("dense + 2%") && svg.contains("cap") && svg.contains(">subspace<"))
+        XCTAssert(svg.contains("dense + 2%") && svg.contains("cap") && svg.contains(">subspace<"), "labels name the points")
+        XCTAssert(svg.contains("fixed subspace") && svg.contains("dense and quantized dense"), "the legend names the families")
+        // A variant far worse than dense is left off the plot and named in the caption.
+        let bad = result("projector", fwd: 20, bwd: 18, vals: [(300, 9.0)])
+        let all = ConvergenceReport.rows([dense, sub, bad], dense: "dense", fp32Bytes: 512, bf16Bytes: 256)
+        let svg2 = ConvergenceReport.paretoPlot(all, dense: "dense", caption: "cap").render()
+        XCTAssert(svg2.contains("off the plot: projector 9.000") && !svg2.contains(">projector<"), svg2)
+        XCTAssertEqual(ConvergenceReport.shortLabel("subspace k=16 int8 E_fixed σ=1 +norm"), "k16 int8 σ1 +norm")
         let csv = ConvergenceReport.csv(rows)
         XCTAssertEqual(csv.split(separator: "\n").count, 3)
         XCTAssertNoThrow(try JSONSerialization.jsonObject(with: ConvergenceReport.json(rows, notes: [])))
@@ -56,5 +63,30 @@ final class ConvergenceReportTests: XCTestCase {
         XCTAssertEqual(SVGPlot.logTicks(20e6, 1e9), [20e6, 50e6, 100e6, 200e6, 500e6, 1e9])
         XCTAssertEqual(SVGPlot.tick(200e6), "200M")
         XCTAssertEqual(SVGPlot.tick(0.5), "0.5")
+    }
+
+    func testCaptionWrapsAndLabelsStayApart() {
+        XCTAssertEqual(SVGPlot.wrap("aa bb cc dd", columns: 5), ["aa bb", "cc dd"])
+        XCTAssertEqual(SVGPlot.wrap("averyveryverylongword x", columns: 5), ["averyveryverylongword", "x"])
+        XCTAssertEqual(SVGPlot.wrap("", columns: 5), [""])
+        // Two points at the same place: their labels must not share a line; a point at the
+        // right edge gets its label on its left (inside the plot, not over the legend).
+        var plot = SVGPlot(title: "t", xLabel: "x", yLabel: "y",
+                           series: [.init(name: "s", points: [(1, 1), (1, 1.0001), (10, 2)], line: false, markers: true,
+                                          labels: ["first", "second", "rightmost point with a long label"])],
+                           caption: String(repeating: "word ", count: 60))
+        plot.width = 820
+        let svg = plot.render()
+        func ys(_ label: String) -> Double? {
+            guard let r = svg.range(of: ">\(label)</text>") else { return nil }
+            let head = svg[..<r.lowerBound]
+            guard let t = head.range(of: "<text ", options: .backwards), let yr = head[t.upperBound...].range(of: "y=\"") else { return nil }
+            return Double(head[yr.upperBound...].prefix { $0 != "\"" })
+        }
+        let a = ys("first"), b = ys("second")
+        XCTAssertNotNil(a); XCTAssertNotNil(b)
+        XCTAssertGreaterThanOrEqual(abs(a! - b!), 11, "labels of coinciding points overprint")
+        XCTAssertTrue(svg.contains("text-anchor=\"end\" font-size=\"10.5\" fill=\"#333\">rightmost point with a long label<"), "label at the right edge not moved left")
+        XCTAssertGreaterThan(svg.components(separatedBy: ">word word").count - 1, 1, "a 300-character caption must wrap")
     }
 }
