@@ -13,7 +13,8 @@
 # RATES: one per host, comma-separated (tc units: 80mbit, 1gbit, …), "off" for no shaping, or
 # PREV/NEXT for a rate toward the host before and one toward the host after (one rank per
 # host: a link per pipeline boundary), e.g. 20mbit,20mbit/200mbit,200mbit.
-# Environment: MPIRUN_EXTRA (more mpirun flags), NP_PER_HOST (ranks per host, default 1).
+# Environment: MPIRUN_EXTRA (more mpirun flags), NP_PER_HOST (ranks per host, default 1),
+# HOSTS_TBF_LATENCY (the tbf queue as a delay, default 500ms).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PREFIX=pmh
@@ -73,7 +74,7 @@ up() {  # N RATES
       fi
     elif [ "$r" != off ]; then
       # Token bucket on the host's egress; a 4 KB burst so small messages are shaped too.
-      ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$r" burst 4kb latency 500ms
+      ip netns exec "$ns" tc qdisc add dev eth0 root tbf rate "$r" burst 4kb latency ${HOSTS_TBF_LATENCY:-500ms}
     fi
   done
 }
@@ -88,7 +89,9 @@ run() {  # N RATES -- args
   source scripts/env.sh
   # mpirun runs inside host 0; the agent starts orted inside the other hosts' namespaces.
   # --bind-to none: every "host" sees the same cores, binding would pin each rank to core 0.
-  ip netns exec ${PREFIX}0 mpirun --oversubscribe --bind-to none -np $((n * per)) --host "$hosts" \
+  # --mca rtc ^hwloc: that component only serves binding, and a daemon in a namespace once
+  # crashed inside it (hwloc_shmem_topology_write, Open MPI 4.1.4) before any rank started.
+  ip netns exec ${PREFIX}0 mpirun --oversubscribe --bind-to none --mca rtc ^hwloc -np $((n * per)) --host "$hosts" \
     --mca plm_rsh_agent "$PWD/scripts/netns_rsh.sh" --mca btl tcp,self \
     --mca btl_tcp_if_include $SUBNET.0/24 --mca oob_tcp_if_include $SUBNET.0/24 \
     -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE -x OMPI_ALLOW_RUN_AS_ROOT -x OMPI_ALLOW_RUN_AS_ROOT_CONFIRM \

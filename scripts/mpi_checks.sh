@@ -60,10 +60,13 @@ run 3 np3-uneven "${common[@]}" --split 4,1,3
 same_losses np1 np4-1f1b
 same_losses np1 np4-gpipe
 same_losses np1 np3-uneven
-# Boundary messages larger than the MPI message limit travel in pieces (here 4 KiB pieces of
-# 128 KiB activations; the default limit is 1 GiB, MPI counts are 32-bit): same losses.
+# Boundary messages larger than the MPI message limit travel in pieces (by default 60 KiB,
+# under TCP's eager limit; here also 4 KiB pieces of the 128 KiB activations, and whole
+# messages up to MPI's 32-bit count): same losses.
 PM_ENV=PROTOMODEL_MAX_MESSAGE_BYTES=4096 run 4 np4-pieces "${common[@]}"
 same_losses np4-1f1b np4-pieces
+PM_ENV=PROTOMODEL_MAX_MESSAGE_BYTES=2147483647 run 4 np4-whole "${common[@]}"
+same_losses np4-1f1b np4-whole
 
 # The same run over TCP: on loopback, and across two network-namespace "hosts" (the
 # multi-host launch path: rsh agent, remote daemons, TCP between ranks) — same losses.
