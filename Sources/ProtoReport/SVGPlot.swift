@@ -65,10 +65,13 @@ public struct SVGPlot {
     /// each decade when the range spans fewer than three decades.
     static func logTicks(_ lo: Double, _ hi: Double) -> [Double] {
         let e0 = Int(floor(log10(lo))), e1 = Int(ceil(log10(hi)))
-        let mults: [Double] = e1 - e0 <= 3 ? [1, 2, 5] : [1]
-        var out: [Double] = []
-        for e in e0...e1 { for m in mults { let v = m * pow(10, Double(e)); if v >= lo * 0.999 && v <= hi * 1.001 { out.append(v) } } }
-        return out
+        func ticks(_ mults: [Double]) -> [Double] {
+            var out: [Double] = []
+            for e in e0...e1 { for m in mults { let v = m * pow(10, Double(e)); if v >= lo * 0.999 && v <= hi * 1.001 { out.append(v) } } }
+            return out
+        }
+        let out = ticks(e1 - e0 <= 3 ? [1, 2, 5] : [1])
+        return out.count >= 3 ? out : ticks([1, 1.5, 2, 3, 4, 5, 6, 8])  // less than a decade: finer steps
     }
 
     /// Splits `text` at spaces into lines of at most `columns` characters (a longer word
@@ -162,7 +165,7 @@ public struct SVGPlot {
                     let toLeft = x0 + 7 + w > left + pw
                     let bx = toLeft ? x0 - 7 - w : x0 + 7
                     var by = y0 - 6
-                    for dy in [0.0, 13, -13, 26, -26, 39] {
+                    for dy in [0.0, 13, -13] {  // further away a label would name the wrong point
                         let y = y0 - 6 + dy
                         if y - 10 >= top, y <= top + ph, !placedLabels.contains(where: { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }) { by = y; break }
                     }

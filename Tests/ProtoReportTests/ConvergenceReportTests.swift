@@ -61,6 +61,7 @@ final class ConvergenceReportTests: XCTestCase {
         let t = SVGPlot.niceTicks(0, 97)
         XCTAssertEqual(t, [0, 20, 40, 60, 80, 100])
         XCTAssertEqual(SVGPlot.logTicks(20e6, 1e9), [20e6, 50e6, 100e6, 200e6, 500e6, 1e9])
+        XCTAssertEqual(SVGPlot.logTicks(252, 1660), [300, 400, 500, 600, 800, 1000, 1500], "under a decade: finer ticks")
         XCTAssertEqual(SVGPlot.tick(200e6), "200M")
         XCTAssertEqual(SVGPlot.tick(0.5), "0.5")
     }
