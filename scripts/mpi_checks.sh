@@ -102,6 +102,16 @@ grep -q "8 stages × 2 replicas" "$OUT/dp-16.out" && echo "mpi-checks: ok   mpir
 expect_error dp-resume-other-r "replicas: checkpoint has 2, this run has 1" 8 --preset small --steps 2 --batch-size 1 --microbatches 2 \
   --out "$OUT/dp-16" --resume
 
+# Local SGD (weights averaged every 2 steps and at each checkpoint): a run whose rank 3 dies
+# at step 4 resumes from its step-2 checkpoint to the uninterrupted run's losses.
+rlocal=(--preset small --n-layer 4 --steps 5 --batch-size 2 --microbatches 6 --stages 2 --replica-sync-every 2 --checkpoint-every 2)
+run 4 dp-local "${rlocal[@]}"
+timeout 60 mpirun --oversubscribe -np 4 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+  --eval-every 0 --eval-batches 4 "${rlocal[@]}" --out "$OUT/dp-local-resume" --log "$OUT/dp-local-resume.jsonl" \
+  --debug-fail-at 3:4 > "$OUT/dp-local-killed.out" 2>&1 && { echo "mpi-checks: FAIL dp-local: the injected failure did not stop the run" >&2; fail=1; }
+run 4 dp-local-resume "${rlocal[@]}" --resume
+same_losses dp-local dp-local-resume
+
 # Compressed pipeline = one process of the same subspace model, both ways of keeping the constraint.
 run 1 sub-np1 "${common[@]}" --codec subspace --rank-k 16
 run 4 sub-np4 "${common[@]}" --codec subspace --rank-k 16
@@ -201,6 +211,8 @@ expect_error bad-rank-k "128 must be in 1..<128" 2 --codec subspace --rank-k 128
 expect_error bad-rank-k-codec "only applies with --codec subspace" 2 --rank-k 8
 expect_error bad-link "expected off, a preset" 2 --link 80mb
 expect_error bad-topk "must be in (0, 1]" 2 --codec topk --topk-fraction 1.5
+expect_error local-sgd-adaptive "cannot run with an adaptive U" 4 --preset small --n-layer 4 --stages 2 --replica-sync-every 2 --codec subspace:8:adaptive --steps 1
+expect_error local-sgd-one-pipeline "needs data-parallel replicas" 2 --replica-sync-every 2 --steps 1
 expect_error bad-microbatches "microbatches" 2 --microbatches 0
 expect_error bad-fail-at "rank 7 does not exist" 2 --debug-fail-at 7:1
 expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2

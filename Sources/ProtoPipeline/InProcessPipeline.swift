@@ -14,7 +14,7 @@ public final class InProcessPipeline: StepRunner {
     /// the step's micro-batches, their gradients summed between replicas of a stage.
     public init(config: ModelConfig, split: [Int], train: TrainConfig, schedule kind: ScheduleKind,
                 links: [LinkModel] = [.off], clock: ClockMode = .virtual, replicas: Int = 1,
-                replicaFormat: CoordinateFormat = .fp32, makeCodec: (StageModel) -> WireCodec) throws {
+                replicaFormat: CoordinateFormat = .fp32, replicaSyncEvery: Int = 1, makeCodec: (StageModel) -> WireCodec) throws {
         let specs = try StageSpec.stages(split: split, nLayer: config.nLayer)
         precondition(replicas >= 1 && train.microbatches % replicas == 0, "M must be a multiple of the replicas")
         self.replicas = replicas
@@ -28,6 +28,7 @@ public final class InProcessPipeline: StepRunner {
                                   comm: StageComm(link: hubLinks[w], stage: w % S, stages: S, replica: w / S, replicas: replicas),
                                   time: EmulatedTime(mode: clock, links: links, epoch: epoch))
             p.replicaFormat = replicaFormat
+            p.replicaSyncEvery = replicaSyncEvery
             return p
         }
     }

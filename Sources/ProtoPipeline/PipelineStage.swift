@@ -65,6 +65,16 @@ public final class PipelineStage {
     public var skipNonFinite = false
     /// How gradients travel between data-parallel replicas (fp32 exact; bf16/int8 lossy).
     public var replicaFormat: CoordinateFormat = .fp32
+    /// Data-parallel cadence H. 1: the replicas' gradients are summed every step (exact data
+    /// parallelism). H > 1 (local SGD): each replica steps on its own micro-batches' mean
+    /// gradient, clipped by its own pipeline's norm, with its own Adam moments, and every H
+    /// steps the replicas average their weights (fp32) — 1/H of the exchanges for the price
+    /// of replicas drifting apart in between. Not with adaptive U or projectors (their
+    /// manifold sync spans every replica).
+    public var replicaSyncEvery = 1 {
+        didSet { precondition(replicaSyncEvery >= 1 && (replicaSyncEvery == 1 || model.manifoldTraining == nil), "local SGD needs fixed manifolds") }
+    }
+    var localSGD: Bool { replicaSyncEvery > 1 && comm.replicas > 1 }
     /// Test hook: poison this stage's gradients at this step (1-based, as the console counts).
     public var injectNaNAtStep: Int?
     public var stageIndex: Int { comm.stage }
@@ -131,7 +141,8 @@ public final class PipelineStage {
         codec.errorStats = WireErrorStats()
         time.beginStep()
         let stepStart = Clock.wall()
-        let lossScale = 1 / Float(N * M * comm.replicas)   // the whole step: all replicas' micro-batches
+        // The whole step: all replicas' micro-batches (local SGD: this replica's own).
+        let lossScale = 1 / Float(N * M * (localSGD ? 1 : comm.replicas))
         for a in list {
           do {
             switch a {
@@ -194,17 +205,28 @@ public final class PipelineStage {
                 model.projectGradients()
                 if injectNaNAtStep == step + 1 { model.grads.ptr[0] = .nan }
                 met.optimizerSeconds += computed(t0)
-                try sumReplicaGradients(&met)
+                if !localSGD { try sumReplicaGradients(&met) }
                 let local = model.gradSumSquares()
                 try syncManifoldGradients(step, &met)
-                // Every replica of a stage now holds the same gradient: the world sum counts
-                // each stage `replicas` times.
-                let global = try comm.link.allreduceSum([local])[0] / Double(comm.replicas)
+                let global: Double, allFinite: Bool
+                if localSGD {
+                    // Each replica's own pipeline norm: one slot per replica in the all-reduce.
+                    var slots = [Double](repeating: 0, count: comm.replicas)
+                    slots[comm.replica] = local
+                    let norms = try comm.link.allreduceSum(slots)
+                    global = norms[comm.replica]
+                    allFinite = norms.allSatisfy(\.isFinite)  // every rank decides alike
+                } else {
+                    // Every replica of a stage now holds the same gradient: the world sum
+                    // counts each stage `replicas` times.
+                    global = try comm.link.allreduceSum([local])[0] / Double(comm.replicas)
+                    allFinite = global.isFinite
+                }
                 // The norm all-reduce synchronises every rank's emulated clock.
                 let latest = time.mode == .virtual ? try comm.link.allreduceMax(time.clocks) : []
                 time.allreduced(maxClocks: latest, ranks: comm.stages * comm.replicas)
                 met.gradSumSquares = local
-                if !global.isFinite {
+                if !allFinite {
                     // Every rank sees the same global norm, so all skip or all stop together.
                     guard skipNonFinite else {
                         let culprit = local.isFinite ? "another stage's" : "this stage's"
@@ -216,6 +238,7 @@ public final class PipelineStage {
                 let t1 = Clock.threadCPU()
                 model.applyUpdate(step: step, globalNorm: global.squareRoot(), optimizer: optimizer, train: train)
                 met.optimizerSeconds += computed(t1)
+                if localSGD && (step + 1) % replicaSyncEvery == 0 { try averageReplicas(optimizerState: false, &met) }
             }
           } catch let e as NonFiniteError {
             throw e
@@ -234,18 +257,36 @@ public final class PipelineStage {
 
     /// Data parallelism: the replicas of this stage each computed the gradient of their share
     /// of the step's micro-batches (scaled by the whole step's token count), so the step's
-    /// gradient is their sum. Replica 0's rank gathers the parts, adds them into its own
-    /// gradient in replica order and sends the sum back, so every replica applies the same
-    /// bits. Gradients travel in `replicaFormat` (rows of 256 values with a per-row scale for
-    /// the lossy formats). Extra memory: one buffer the size of the gradient. The exchange is
-    /// charged to the emulated link as a ring all-reduce of the same bytes, 2(R−1) hops of
-    /// bytes/R each; every message sent is counted as replica bytes.
+    /// gradient is their sum. Gradients travel in `replicaFormat` (rows of 256 values with a
+    /// per-row scale for the lossy formats).
     private func sumReplicaGradients(_ met: inout StageStepMetrics) throws {
+        try reduceAcrossReplicas(model.grads.ptr, count: model.grads.count, format: replicaFormat, mean: false, &met)
+    }
+
+    /// Local SGD's synchronisation: every replica of this stage takes the mean of their
+    /// weights (and with `optimizerState`, of their Adam moments — checkpoints do, so a
+    /// resumed run continues from state every replica shares), exactly, in fp32.
+    public func averageReplicas(optimizerState: Bool, _ met: inout StageStepMetrics) throws {
+        guard comm.replicas > 1 else { return }
+        try reduceAcrossReplicas(model.params.ptr, count: model.params.count, format: .fp32, mean: true, &met)
+        if optimizerState {
+            try reduceAcrossReplicas(optimizer.m.ptr, count: optimizer.m.count, format: .fp32, mean: true, &met)
+            try reduceAcrossReplicas(optimizer.v.ptr, count: optimizer.v.count, format: .fp32, mean: true, &met)
+        }
+    }
+
+    /// Replaces `values` on every replica of this stage by their sum (or mean) over the
+    /// replicas. Replica 0's rank gathers the parts, adds them into its own in replica order
+    /// and sends the result back, so every replica holds the same bits. Extra memory: one
+    /// buffer the size of `values`. The exchange is charged to the emulated link as a ring
+    /// all-reduce of the same bytes, 2(R−1) hops of bytes/R each; every message sent is
+    /// counted as replica bytes.
+    private func reduceAcrossReplicas(_ g: UnsafeMutablePointer<Float>, count n: Int, format: CoordinateFormat, mean: Bool,
+                                      _ met: inout StageStepMetrics) throws {
         guard comm.replicas > 1 else { return }
         let group = comm.replicaGroup, me = comm.link.rank, root = group[0]
-        let n = model.grads.count, width = 256, rows = (n + width - 1) / width
-        let payload = rows * replicaFormat.rowBytes(k: width)
-        let g = model.grads.ptr
+        let width = 256, rows = (n + width - 1) / width
+        let payload = rows * format.rowBytes(k: width)
         // One scratch buffer: the values to encode (rounded in place by the encoder to what
         // the receiver will decode), or a decoded message.
         let scratch = FloatBuffer(count: rows * width)
@@ -253,14 +294,14 @@ public final class PipelineStage {
             scratch.ptr.update(from: values, count: n)
             (scratch.ptr + n).update(repeating: 0, count: rows * width - n)
             let b = WireBuffer(payloadBytes: payload)
-            replicaFormat.encode(scratch.ptr, rows: rows, k: width, into: b.payload)
+            format.encode(scratch.ptr, rows: rows, k: width, into: b.payload)
             return b
         }
         func decode(_ b: WireBuffer, from peer: Int) throws {
             guard b.payloadBytes == payload else {
-                throw LinkError("stage \(stageIndex): gradients from rank \(peer) have \(b.payloadBytes) bytes, expected \(payload) (replicas of different models?)")
+                throw LinkError("stage \(stageIndex): replica exchange from rank \(peer) has \(b.payloadBytes) bytes, expected \(payload) (replicas of different models?)")
             }
-            replicaFormat.decode(b.payload, rows: rows, k: width, into: scratch.ptr)
+            format.decode(b.payload, rows: rows, k: width, into: scratch.ptr)
         }
         var latest = time.clocks
         if me == root {
@@ -270,10 +311,14 @@ public final class PipelineStage {
                 try decode(b, from: peer)
                 for i in 0..<n { g[i] += scratch.ptr[i] }
             }
+            if mean {
+                let inv = 1 / Float(comm.replicas)
+                for i in 0..<n { g[i] *= inv }
+            }
             let out = encode(g)
             // What the others decode is what the root keeps, so the replicas stay bit-identical.
             g.update(from: scratch.ptr, count: n)
-            var c = comm  // the sum carries the group's latest clocks
+            var c = comm  // the result carries the group's latest clocks
             let stamps = latest
             c.clock = { stamps }
             for peer in group.dropFirst() {
@@ -289,7 +334,7 @@ public final class PipelineStage {
             try decode(sum, from: root)
             g.update(from: scratch.ptr, count: n)
         }
-        met.replicaSeconds = time.replicaExchange(maxClocks: latest, bytes: WireBuffer.headerBytes + payload, replicas: comm.replicas)
+        met.replicaSeconds += time.replicaExchange(maxClocks: latest, bytes: WireBuffer.headerBytes + payload, replicas: comm.replicas)
     }
 
     /// Makes each manifold tensor's gradient complete and identical on every stage holding

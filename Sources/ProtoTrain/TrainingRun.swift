@@ -30,6 +30,8 @@ public struct RunSettings: Codable, Equatable, Sendable {
     public var stages: Int?
     /// How gradients travel between replicas (fp32, bf16, int8).
     public var replicaFormat: CoordinateFormat = .fp32
+    /// 1: replicas sum gradients every step; H > 1: local SGD, weights averaged every H steps.
+    public var replicaSyncEvery = 1
     /// How emulated links share latency and transfer.
     public var linkKind: LinkKind = .speedrun
     /// Emulated stage speed (StageSpeed syntax: native, 30tflops, x1000).
@@ -187,6 +189,9 @@ public final class TrainingRun {
                 throw ConfigError.invalid(field: "stages", reason: "\(S) does not divide the \(link.size) ranks; run stages × replicas ranks (e.g. -np \(S * max(1, link.size / max(S, 1)))")
             }
             let R = link.size / S
+            guard settings.replicaSyncEvery == 1 || R > 1 else {
+                throw ConfigError.invalid(field: "replica-sync-every", reason: "\(settings.replicaSyncEvery) needs data-parallel replicas, and this run has one pipeline (run -np S·R with --stages S, R ≥ 2, or leave it at 1)")
+            }
             guard tc.microbatches % R == 0 else {
                 throw ConfigError.invalid(field: "microbatches", reason: "\(tc.microbatches) cannot be shared by \(R) replicas; give a multiple of \(R) (each replica runs M/R micro-batches of the step)")
             }
@@ -237,6 +242,13 @@ public final class TrainingRun {
                                   makeCodec: { spec.makeCodec(model: $0) },
                                   comm: StageComm(link: link, stage: self.stage, stages: stages, replica: replica, replicas: replicas), time: time)
         stage.replicaFormat = settings.replicaFormat
+        if settings.replicaSyncEvery > 1 {
+            // Every rank sees the same codec, so all refuse together.
+            guard stage.model.manifoldTraining == nil else {
+                throw ConfigError.invalid(field: "replica-sync-every", reason: "\(settings.replicaSyncEvery) (local SGD) cannot run with an adaptive U or learned projectors, whose gradient sync spans every replica; use 1 or a fixed-subspace codec")
+            }
+            stage.replicaSyncEvery = settings.replicaSyncEvery
+        }
         // E_fixed and the seeded bases come from each node's own arithmetic: they must agree.
         var digest = ""
         if let f = stage.model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
@@ -290,6 +302,12 @@ public final class TrainingRun {
                 // One scalar all-reduce: a signal seen by any rank stops every rank at this step.
                 let stop = Int32(try link.allreduceMax([Double(StopSignal.pending)])[0])
                 if stop != 0 || (checkpointEvery > 0 && ((step + 1) % checkpointEvery == 0 || step + 1 == steps)) {
+                    // Local SGD: a checkpoint is a sync point for weights and Adam moments, so
+                    // replica 0's copy is every replica's state and a resume continues exactly.
+                    if trainer.stage.replicaSyncEvery > 1 {
+                        var met = StageStepMetrics()
+                        try trainer.stage.averageReplicas(optimizerState: true, &met)
+                    }
                     let dir = try checkpoints.write(trainer.stage, stepsDone: step + 1, position: loader?.position)
                     try onCheckpoint(step + 1, dir)
                 }

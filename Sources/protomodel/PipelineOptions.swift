@@ -18,6 +18,8 @@ struct PipelineOptions: ParsableArguments {
     var split: String?
     @Option(help: "Pipeline stages (default: one per rank). With more ranks, ranks are data-parallel replicas: -np S·R gives R pipelines of S stages (replica r's stage s on rank r·S+s), gradients summed between replicas each step.")
     var stages: Int?
+    @Option(name: .customLong("replica-sync-every"), help: "Data-parallel cadence H: 1 sums the replicas' gradients every step (exact); H > 1 is local SGD — each replica steps on its own micro-batches and the replicas average their weights every H steps (and at each checkpoint).")
+    var replicaSyncEvery: Int = 1
     @Option(name: .customLong("replica-format"), help: "How gradients travel between replicas: fp32 (exact), bf16, int8 or fp8 (rows of 256 with a per-row scale).")
     var replicaFormat: CoordinateFormat = .fp32
     @Option(help: "Pipeline schedule: \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", ")).")
@@ -33,6 +35,7 @@ struct PipelineOptions: ParsableArguments {
 
     mutating func validate() throws {
         if let s = stages, s < 1 { throw ValidationError("--stages \(s) must be at least 1") }
+        if !(1...1_000_000).contains(replicaSyncEvery) { throw ValidationError("--replica-sync-every \(replicaSyncEvery) must be in 1...1000000 (1 = gradients summed every step)") }
         if replicaFormat == .int4 { throw ValidationError("--replica-format int4 is too coarse for gradients; use fp32, bf16, fp8 or int8") }
         if !(recvTimeout >= 0 && recvTimeout.isFinite) { throw ValidationError("--recv-timeout \(recvTimeout) must be a number of seconds ≥ 0 (0 = wait forever)") }
         do { _ = try StageSpeed.parse(stageSpeed) } catch { throw ValidationError("\(error)") }

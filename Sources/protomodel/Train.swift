@@ -132,7 +132,10 @@ struct Train: ParsableCommand {
             print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
             if run.replicas > 1 {
-                print("layout      \(run.stages) stages × \(run.replicas) replicas (gradients summed each step, \(pipeline.replicaFormat.rawValue) between replicas):")
+                let cadence = pipeline.replicaSyncEvery > 1
+                    ? "local SGD: weights averaged every \(pipeline.replicaSyncEvery) steps and at checkpoints, fp32"
+                    : "gradients summed each step, \(pipeline.replicaFormat.rawValue) between replicas"
+                print("layout      \(run.stages) stages × \(run.replicas) replicas (\(cadence)):")
                 for r in 0..<run.replicas {
                     print("            replica \(r): ranks " + (0..<run.stages).map { String(r * run.stages + $0) }.joined(separator: " ") + (r == 0 ? "  (rank 0 loads the data and feeds every replica)" : ""))
                 }
