@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 steps=${1:-30}
-out=runs/clock-check; mkdir -p "$out"
+out=runs/clock-check; rm -rf "$out"; mkdir -p "$out"   # this script's own folder: each run starts it afresh
 median() {  # JSONL file -> median step_time_emulated_s after 10 warm-up steps
   grep '"type":"step"' "$1" | sed -n 's/.*"step_time_emulated_s":\([-0-9.eE+]*\).*/\1/p' | tail -n +11 | sort -g |
     awk '{ a[NR] = $1 } END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'
@@ -18,7 +18,7 @@ for link in off 80mbit 20mbit:20ms; do
   for clock in sleep virtual; do
     mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE .build/release/protomodel train \
       --steps "$steps" --microbatches 8 --batch-size 4 --eval-every 0 --clock $clock --link $link \
-      --log "$out/$clock-$link.jsonl" --out "$out/model" > "$out/$clock-$link.out" 2>&1
+      --log "$out/$clock-$link.jsonl" --out "$out/model-$clock-$link" > "$out/$clock-$link.out" 2>&1
   done
   s=$(median "$out/sleep-$link.jsonl"); v=$(median "$out/virtual-$link.jsonl")
   awk -v l="$link" -v s="$s" -v v="$v" 'BEGIN { printf "%-14s %12.1f %12.1f %8.3f\n", l, s * 1000, v * 1000, v / s }'
@@ -41,7 +41,7 @@ base=""
 for np in 1 2 8; do
   mpirun --oversubscribe -np $np -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE .build/release/protomodel train \
     --steps "$steps" --microbatches 8 --batch-size 4 --eval-every 0 --clock virtual \
-    --log "$out/cpu-np$np.jsonl" --out "$out/model" > "$out/cpu-np$np.out" 2>&1
+    --log "$out/cpu-np$np.jsonl" --out "$out/model-np$np" > "$out/cpu-np$np.out" 2>&1
   c=$(cpu "$out/cpu-np$np.jsonl"); base=${base:-$c}
   awk -v n="$np" -v c="$c" -v b="$base" 'BEGIN { printf "%-6s %22.1f %8.3f\n", n, c * 1000, c / b }'
 done

@@ -25,8 +25,10 @@ pair() {  # hosts, codec, link (emulator syntax), real rates (hosts.sh syntax)
   local h=$1 codec=$2 link=$3 rates=$4
   # File names as LinkValidationReport.fileName makes them: CODEC__Nh__emu|real__LINK.jsonl
   local emu="$PWD/$runs/${codec}__${h}h__emu__${link//\//-}.jsonl" real="$PWD/$runs/${codec}__${h}h__real__${link//\//-}.jsonl"
+  rm -rf "$PWD/$runs/model"   # this script's scratch model folder (a new run refuses to overwrite a model)
   mpirun --oversubscribe -np "$h" -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE --bind-to none "$BIN" train "${common[@]}" \
     --codec "$codec" --link "$link" --log "$emu" > "$emu.out" 2>&1 || { echo "link-check: emulated run failed:" >&2; cat "$emu.out" >&2; exit 1; }
+  rm -rf "$PWD/$runs/model"
   scripts/hosts.sh run "$h" "$rates" -- train "${common[@]}" --codec "$codec" --log "$real" > "$real.out" 2>&1 ||
     { echo "link-check: real run failed:" >&2; cat "$real.out" >&2; exit 1; }
   echo "link-check: $h hosts, $codec, $link done" >&2

@@ -214,6 +214,14 @@ expect_error bad-topk "must be in (0, 1]" 2 --codec topk --topk-fraction 1.5
 expect_error local-sgd-adaptive "cannot run with an adaptive U" 4 --preset small --n-layer 4 --stages 2 --replica-sync-every 2 --codec subspace:8:adaptive --steps 1
 expect_error local-sgd-one-pipeline "needs data-parallel replicas" 2 --replica-sync-every 2 --steps 1
 expect_error bad-microbatches "microbatches" 2 --microbatches 0
+expect_error bad-eval-batches "eval-batches" 2 --eval-batches 9223372036854775807
+# A new run never overwrites another run's model or log, nor a data folder's tokenizer.
+expect_error out-holds-model "already holds model.bin" 2 --steps 1 --out "$OUT/np4-1f1b"
+expect_error out-is-data "already holds tokenizer.json" 2 --steps 1 --out data/kjv
+expect_error log-exists "already holds a log" 2 --steps 1 --log "$OUT/np1.jsonl"
+[ -s "$OUT/np1.jsonl" ] && cmp -s data/kjv/tokenizer.json "$OUT/otherdata/tokenizer.json" \
+  && echo "mpi-checks: ok   the refused runs left the model, the log and the data as they were" \
+  || { echo "mpi-checks: FAIL a refused run changed what it found" >&2; fail=1; }
 expect_error bad-fail-at "rank 7 does not exist" 2 --debug-fail-at 7:1
 expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
 expect_error split-mismatch "give one layer count per stage" 2 --split 4,2,2 --steps 2

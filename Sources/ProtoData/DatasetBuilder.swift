@@ -33,8 +33,10 @@ public enum DatasetBuilder {
         let trainTok = tok.encode(train), valTok = tok.encode(val)
         let encSecs = Date().timeIntervalSince(t1)
 
-        let outURL = URL(fileURLWithPath: out)
-        let staging = URL(fileURLWithPath: out + ".partial-\(getpid())")
+        // Normalised first: for "data/kjv/" or "." a staging name made by appending to the
+        // text would land inside the output, and replacing the output would delete it.
+        let outURL = URL(fileURLWithPath: out).standardizedFileURL
+        let staging = outURL.deletingLastPathComponent().appendingPathComponent(".\(outURL.lastPathComponent).partial-\(getpid())")
         try? FileManager.default.removeItem(at: staging)
         try AtomicFile.makeFolder(staging)
         do {

@@ -32,7 +32,7 @@ struct TrainOptions: ParsableArguments {
         t.dataSeed = dataSeed
         try t.validate()
         if let e = evalEvery, e < 0 { throw ValidationError("--eval-every \(e) must be ≥ 0") }
-        if evalBatches < 1 { throw ValidationError("--eval-batches \(evalBatches) must be at least 1") }
+        if !(1...1_000_000).contains(evalBatches) { throw ValidationError("--eval-batches \(evalBatches) must be in 1...1000000") }
         return t
     }
 }

@@ -184,6 +184,14 @@ final class DatasetBuilderTests: XCTestCase {
         // Its own earlier output is replaced (and an empty folder is fine).
         let ds = dir.appendingPathComponent("ds").path
         try build(ds); try build(ds)
+        // Named with a trailing slash or as ".", the output is still replaced as a whole.
+        try build(ds + "/")
+        XCTAssert(FileManager.default.fileExists(atPath: ds + "/tokenizer.json"), "rebuilt through 'ds/'")
+        let cwd = FileManager.default.currentDirectoryPath
+        FileManager.default.changeCurrentDirectoryPath(ds)
+        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        try build(".")
+        XCTAssert(FileManager.default.fileExists(atPath: ds + "/train_000.bin"), "rebuilt through '.'")
         let empty = dir.appendingPathComponent("empty")
         try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
         try build(empty.path)
