@@ -151,6 +151,7 @@ grep -q "resume-new-data: continuing" "$OUT/resume-new-data.out" && echo "mpi-ch
 
 # Checkpoint problems: a different world size, a damaged stage file.
 expect_error resume-mismatch "world size: checkpoint has 4, this run has 2" 2 "${common[@]}" --steps 6 --out "$OUT/resume" --resume
+expect_error resume-other-lr "training settings: checkpoint has lr" 4 "${common[@]}" --steps 6 --out "$OUT/resume" --resume --lr 0.001
 stage=$(ls -d "$OUT"/resume/checkpoints/step_* | tail -1)/stage_001.bin
 head -c 1000 "$stage" > "$stage.cut" && mv "$stage.cut" "$stage"
 # A damaged newest checkpoint: resume says so and falls back to the one before it.

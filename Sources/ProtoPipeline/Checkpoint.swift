@@ -38,6 +38,9 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
     public var data: DataIdentity?
     /// Data-parallel replicas of the pipeline (nil: 1).
     public var replicas: Int?
+    /// The settings that shape the updates (learning-rate schedule, AdamW, clipping, the
+    /// replicas' cadence and format) as one line (nil in older checkpoints: not compared).
+    public var optimization: String?
     public init(worldSize: Int, split: [Int], model: ModelConfig, codec: String, schedule: String,
                 batchSize: Int, microbatches: Int, totalSteps: Int, dataSeed: UInt64, data: DataIdentity? = nil) {
         self.worldSize = worldSize; self.split = split; self.model = model; self.codec = codec; self.schedule = schedule
@@ -67,6 +70,9 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
         cmp("micro-batches", microbatches, run.microbatches, "pass --microbatches \(microbatches)")
         cmp("total steps", totalSteps, run.totalSteps, "pass --steps \(totalSteps); the learning-rate schedule depends on it")
         cmp("data seed", dataSeed, run.dataSeed, "pass --data-seed \(dataSeed)")
+        if let a = optimization, let b = run.optimization, a != b {
+            d.append("training settings: checkpoint has \(a), this run has \(b) (pass the same flags; a resumed run must continue the same updates)")
+        }
         if let a = data, let b = run.data {
             if a.tokenizerSHA256 != b.tokenizerSHA256 {
                 d.append("tokenizer: checkpoint was trained with tokenizer sha256 \(a.tokenizerSHA256.prefix(12))…, this run's is \(b.tokenizerSHA256.prefix(12))… (use the --data folder it was trained on, or pass --resume-new-data to continue on this data on purpose)")

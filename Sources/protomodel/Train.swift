@@ -116,6 +116,9 @@ struct Train: ParsableCommand {
                                               microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed,
                                               data: run.data?.identity)
             identity.replicas = run.replicas > 1 ? run.replicas : nil
+            identity.optimization = "lr \(tc.schedule.maxLR), min-lr \(tc.schedule.minLR), warmup \(tc.schedule.warmupSteps), "
+                + "betas \(tc.adamw.beta1)/\(tc.adamw.beta2), weight-decay \(tc.adamw.weightDecay), grad-clip \(tc.gradClip), "
+                + "replica-sync-every \(pipeline.replicaSyncEvery), replica-format \(pipeline.replicaFormat.rawValue)"
             let root = checkpoint.directory(out: options.out)
             var problem: String?
             do { try AtomicFile.checkWritable(root, needBytes: 12 * trainer.stage.model.params.count * 2) } catch { problem = "\(error)" }

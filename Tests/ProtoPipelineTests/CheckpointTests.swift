@@ -104,6 +104,12 @@ final class CheckpointTests: XCTestCase {
         XCTAssert(dd.allSatisfy { $0.contains("--resume-new-data") })
         XCTAssert(dd.contains { $0.contains("train_000.bin:2733572") && $0.contains("train_000.bin:322") })
         XCTAssertTrue(c.differences(from: a).isEmpty, "a checkpoint without a data identity (older protomodel) is not compared")
+        // Other update settings (here the learning rate) are refused; older checkpoints are not compared.
+        var f = a, g = a
+        f.optimization = "lr 0.003, grad-clip 1.0"; g.optimization = "lr 0.001, grad-clip 1.0"
+        XCTAssertEqual(f.differences(from: g).count, 1)
+        XCTAssert(f.differences(from: g)[0].contains("training settings: checkpoint has lr 0.003"), "\(f.differences(from: g))")
+        XCTAssertTrue(a.differences(from: g).isEmpty)
     }
 
     func testPruneKeepsNewestAndDropsIncomplete() throws {
