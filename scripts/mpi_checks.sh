@@ -228,5 +228,19 @@ expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
 expect_error split-mismatch "give one layer count per stage" 2 --split 4,2,2 --steps 2
 expect_error split-coverage "split" 2 --split 4,3 --steps 2
 expect_error missing-data "data/nowhere" 4 --data data/nowhere --steps 2
+# Numbers that must be numbers in range (NaN, overflow): one error naming the flag, exit 1.
+for f in "--grad-clip nan" "--weight-decay nan" "--min-lr nan" "--recv-timeout nan" "--microbatches 9223372036854775807"; do
+  rc=0; msg=$(timeout 60 $BIN train --data data/kjv $f --steps 1 2>&1) || rc=$?
+  if [ $rc -eq 1 ] && echo "$msg" | grep -q "^Error: ${f%% *} "; then echo "mpi-checks: ok   $f: $(echo "$msg" | grep -m1 '^Error')"
+  else echo "mpi-checks: FAIL $f: exit $rc: $msg" >&2; fail=1; fi
+done
+rc=0; msg=$(timeout 60 $BIN sample --run "$OUT/np1" --temperature nan 2>&1) || rc=$?
+[ $rc -eq 1 ] && echo "$msg" | grep -q "temperature" && echo "mpi-checks: ok   sample --temperature nan: exit 1" \
+  || { echo "mpi-checks: FAIL sample --temperature nan: exit $rc: $msg" >&2; fail=1; }
+# The bare command trains by default; where the default data is missing it names the command that makes it.
+mkdir -p "$OUT/empty-cwd"
+rc=0; msg=$(cd "$OUT/empty-cwd" && timeout 60 "$OLDPWD/$BIN" 2>&1) || rc=$?
+[ $rc -ne 0 ] && echo "$msg" | grep -q "protomodel prepare" && echo "mpi-checks: ok   bare protomodel without data: exit $rc, $(echo "$msg" | grep -m1 Error | cut -c1-90)…" \
+  || { echo "mpi-checks: FAIL bare protomodel without data: exit $rc: $msg" >&2; fail=1; }
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail
