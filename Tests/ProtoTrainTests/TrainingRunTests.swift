@@ -172,6 +172,22 @@ final class TrainingRunTests: XCTestCase {
         XCTAssert("\(c[0].map { "\($0)" } ?? "")".contains("collective"), "\(String(describing: c[0]))")
     }
 
+    func testOneRankThrowingEndsEveryRank() throws {
+        struct Boom: Error, CustomStringConvertible { var description: String { "boom on rank 1" } }
+        let s = try settings(steps: 4)
+        let t0 = Date()
+        let r = onRanks(timeout: 1.5) { rank, link in
+            let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
+            let (trainer, _) = try run.makeTrainer(variant: Variant(spec: CodecSpec()), links: [.off])
+            try run.run(trainer, steps: 4, evalEvery: 0, beforeStep: { step in if rank == 1 && step == 2 { throw Boom() } }) { _, _, _ in }
+        }
+        XCTAssertEqual(r.count, 2)
+        XCTAssert("\(r[1].map { "\($0)" } ?? "")".contains("boom on rank 1"), "the thrower reports its own error: \(String(describing: r[1]))")
+        let other = "\(r[0].map { "\($0)" } ?? "")"
+        XCTAssert(other.contains("rank 1") && other.contains("waited"), "the other rank ends naming the rank it waited for: \(other)")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 12, "no hang")
+    }
+
     func testStepRecordIsTheDocumentedSchema() throws {
         var m = StageStepMetrics()
         m.lossSum = 2; m.bytesSentForward = 100; m.bytesSentSync = 8
