@@ -182,12 +182,12 @@ else
   echo "mpi-checks: FAIL stopped rank: exit $rc $((SECONDS - t1)) s after SIGSTOP (124 = hung)" >&2; tail -20 "$OUT/stopped.out" >&2; fail=1
 fi
 
-# Signals to mpirun: every rank finishes its step, checkpoints and stops. SIGUSR1: mpirun
+# Signals to mpirun, in a run with no checkpoint flags: every rank finishes its step, checkpoints and stops. SIGUSR1: mpirun
 # exits 75; SIGTERM: mpirun exits 1 (OpenMPI's own abort status), the log ends with a stop record.
 for sig in USR1 TERM; do
   rm -rf "$OUT/sig-$sig"
   timeout 120 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
-    --eval-every 0 --eval-batches 4 "${common[@]}" --steps 400 --checkpoint-every 1000 --out "$OUT/sig-$sig" \
+    --eval-every 0 --eval-batches 4 "${common[@]}" --steps 400 --out "$OUT/sig-$sig" \
     --log "$OUT/sig-$sig/train.jsonl" > "$OUT/sig-$sig.out" 2>&1 &
   mpid=$!
   for _ in $(seq 1 60); do grep -q "^step     2/" "$OUT/sig-$sig.out" 2>/dev/null && break; sleep 0.5; done

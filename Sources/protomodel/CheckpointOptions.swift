@@ -7,9 +7,9 @@ import ProtoMPI
 import ProtoPipeline
 
 struct CheckpointOptions: ParsableArguments {
-    @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints (default OUT/checkpoints when checkpointing or resuming).")
+    @Option(name: .customLong("checkpoint-dir"), help: "Folder for checkpoints (default OUT/checkpoints).")
     var checkpointDir: String?
-    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps (0: only when stopped by SIGTERM/SIGUSR1, if --checkpoint-dir or --resume is given).")
+    @Option(name: .customLong("checkpoint-every"), help: "Write a checkpoint every N steps and at the end (0: only when stopped by SIGTERM/SIGUSR1, so a preempted run loses nothing).")
     var checkpointEvery: Int = 0
     @Option(name: .customLong("keep"), help: "Complete checkpoints to keep (older ones are deleted).")
     var keep: Int = 3
@@ -23,9 +23,6 @@ struct CheckpointOptions: ParsableArguments {
     var debugFailAt: String?
     @Option(name: .customLong("debug-nan-at"), help: ArgumentHelp("Test hook: RANK:STEP poisons that rank's gradients at step STEP (1-based).", visibility: .hidden))
     var debugNaNAt: String?
-
-    /// Whether checkpoints are written or read at all.
-    var enabled: Bool { checkpointDir != nil || checkpointEvery > 0 || resume }
 
     func directory(out: String) -> URL {
         URL(fileURLWithPath: checkpointDir ?? (out as NSString).appendingPathComponent("checkpoints"))

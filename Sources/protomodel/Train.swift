@@ -110,7 +110,7 @@ struct Train: ParsableCommand {
         var manager: CheckpointManager?
         var startStep = 0
         var position: DataLoader.Position?
-        if checkpoint.enabled {
+        do {  // Always on: with --checkpoint-every 0 a checkpoint is written only when a stop signal arrives.
             var identity = CheckpointIdentity(worldSize: size, split: run.split, model: cfg, codec: label,
                                               schedule: pipeline.schedule.rawValue, batchSize: tc.batchSize,
                                               microbatches: tc.microbatches, totalSteps: tc.steps, dataSeed: tc.dataSeed,
