@@ -5,6 +5,19 @@ import ProtoCore
 @testable import ProtoPipeline
 
 final class LinkEmulatorTests: XCTestCase {
+    /// Every tag any message can carry stays within 0...32767 (what every MPI guarantees),
+    /// also for indices past the stride, and names its kind back.
+    func testEveryMessageTagIsWithinTheMPIBound() {
+        for kind in MessageKind.allCases {
+            for index in [0, 1, 4095, 4096, 70_000, Int(Int32.max)] {
+                let tag = kind.tag(index)
+                XCTAssert((0...32767).contains(tag), "\(kind) index \(index): tag \(tag)")
+                XCTAssertEqual(MessageKind(rawValue: UInt32(tag / MessageKind.stride)), kind)
+            }
+        }
+        XCTAssert(MessageKind.describe(tag: MessageKind.backward.tag(3)).contains("backward"))
+    }
+
     func testParsing() throws {
         let a = try LinkModel.parse("80mbit")
         XCTAssertEqual(a.bitsPerSecond, 80e6); XCTAssertEqual(a.latency, 0)
