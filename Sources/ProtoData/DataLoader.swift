@@ -32,6 +32,10 @@ public final class DataLoader {
         for (s, toks) in shards.enumerated() where toks.count > seqLen {
             for off in stride(from: 0, to: toks.count - seqLen, by: seqLen) { w.append((Int32(s), Int32(off))) }
         }
+        guard w.count <= Int(Int32.max) else {  // the epoch order holds 32-bit window numbers
+            throw DataError.tooSmall(path: urls.map(\.path).joined(separator: ", "),
+                                     problem: "\(w.count) windows of \(seqLen + 1) tokens are more than 2³¹−1 per epoch; train on part of the shards or a longer --seq-len")
+        }
         guard w.count >= batchSize else {
             throw DataError.tooSmall(path: urls.map(\.path).joined(separator: ", "),
                                      problem: "\(shards.reduce(0) { $0 + $1.count }) tokens make \(w.count) windows of \(seqLen + 1), fewer than one batch of \(batchSize); use more data, a smaller --batch-size or a shorter --seq-len")
