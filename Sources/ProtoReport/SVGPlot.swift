@@ -162,14 +162,21 @@ public struct SVGPlot {
                     // Right of the point, else left of it when it would leave the plot; moved
                     // down or up past labels already placed so none overprints another.
                     let w = 6.2 * Double(l.count), x0 = px(p.x), y0 = py(p.y)
-                    let toLeft = x0 + 7 + w > left + pw
-                    let bx = toLeft ? x0 - 7 - w : x0 + 7
-                    var by = y0 - 6
-                    for dy in [0.0, 13, -13] {  // further away a label would name the wrong point
-                        let y = y0 - 6 + dy
-                        if y - 10 >= top, y <= top + ph, !placedLabels.contains(where: { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }) { by = y; break }
+                    // The right side first (the left when the plot ends there), then the other
+                    // side; never further than one line away, or it would name the wrong point.
+                    let rightFits = x0 + 7 + w <= left + pw, leftFits = x0 - 7 - w >= left
+                    let sides = rightFits ? (leftFits ? [false, true] : [false]) : [true]
+                    var toLeft = sides[0], by = y0 - 6
+                    search: for side in sides {
+                        let bx = side ? x0 - 7 - w : x0 + 7
+                        for dy in [0.0, 13, -13] {
+                            let y = y0 - 6 + dy
+                            if y - 10 >= top, y <= top + ph, !placedLabels.contains(where: { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }) {
+                                (toLeft, by) = (side, y); break search
+                            }
+                        }
                     }
-                    placedLabels.append((bx, by, w))
+                    placedLabels.append((toLeft ? x0 - 7 - w : x0 + 7, by, w))
                     s += "<text x=\"\(f(toLeft ? x0 - 7 : x0 + 7))\" y=\"\(f(by))\"\(toLeft ? " text-anchor=\"end\"" : "") font-size=\"10.5\" fill=\"#333\">\(Self.esc(l))</text>"
                 }
             }
