@@ -75,8 +75,8 @@ public struct LinkModel: Equatable, Sendable, CustomStringConvertible {
         if text.contains("/") {
             let parts = try text.split(separator: "/", omittingEmptySubsequences: false).map { try parse(String($0)) }
             let rates = parts.compactMap(\.bitsPerSecond)
-            var m = LinkModel(name: text, bitsPerSecond: rates.count == parts.count ? rates.min() : rates.min(),
-                              latency: parts.map(\.latency).max() ?? 0)
+            // For tables: the slowest limited boundary and the longest latency.
+            var m = LinkModel(name: text, bitsPerSecond: rates.min(), latency: parts.map(\.latency).max() ?? 0)
             m.boundaries = parts
             return m
         }
@@ -242,14 +242,14 @@ public final class EmulatedTime {
         func ring(_ l: LinkModel) -> Double {
             l.isOff ? 0 : Double(2 * (replicas - 1)) * (l.latency + l.transferSeconds(bytes: (bytes + replicas - 1) / replicas))
         }
+        let first = ring(links[0])
         switch mode {
         case .virtual:
             for i in clocks.indices { clocks[i] = max(clocks[i], maxClocks.count > i ? maxClocks[i] : 0) + ring(links[i]) }
         case .sleep:
-            let c = ring(links[0])
-            if c > 0 { sleepSeconds(c) }
+            if first > 0 { sleepSeconds(first) }
         }
-        return ring(links[0])
+        return first
     }
 
     /// The all-reduce of the gradient norm: every clock becomes the latest rank's clock

@@ -75,6 +75,9 @@ public final class PipelineStage {
         didSet { precondition(replicaSyncEvery >= 1 && (replicaSyncEvery == 1 || model.manifoldTraining == nil), "local SGD needs fixed manifolds") }
     }
     var localSGD: Bool { replicaSyncEvery > 1 && comm.replicas > 1 }
+    /// The replica exchange's scratch (the size of the largest exchanged buffer), allocated
+    /// once instead of every step.
+    private var replicaScratch: FloatBuffer?
     /// Test hook: poison this stage's gradients at this step (1-based, as the console counts).
     public var injectNaNAtStep: Int?
     public var stageIndex: Int { comm.stage }
@@ -287,9 +290,10 @@ public final class PipelineStage {
         let group = comm.replicaGroup, me = comm.link.rank, root = group[0]
         let width = 256, rows = (n + width - 1) / width
         let payload = rows * format.rowBytes(k: width)
-        // One scratch buffer: the values to encode (rounded in place by the encoder to what
-        // the receiver will decode), or a decoded message.
-        let scratch = FloatBuffer(count: rows * width)
+        // One scratch buffer, kept between steps: the values to encode (rounded in place by
+        // the encoder to what the receiver will decode), or a decoded message.
+        if (replicaScratch?.count ?? -1) < rows * width { replicaScratch = FloatBuffer(count: rows * width) }
+        let scratch = replicaScratch!
         func encode(_ values: UnsafePointer<Float>) -> WireBuffer {
             scratch.ptr.update(from: values, count: n)
             (scratch.ptr + n).update(repeating: 0, count: rows * width - n)
