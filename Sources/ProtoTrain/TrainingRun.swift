@@ -229,7 +229,8 @@ public final class TrainingRun {
     }
 
     /// A fresh pipeline stage for this rank with `variant` (codec and model levers), following
-    /// `links`, and the trainer over it. Checks that every rank rebuilt the same E_fixed and U
+    /// `links` (each under the run's link model, compute charged at its stage speed), and the
+    /// trainer over it. Checks that every rank rebuilt the same E_fixed and U
     /// from the seed.
     public func makeTrainer(variant: Variant, links: [LinkModel]) throws -> (DistributedTrainer, ModelConfig) {
         let cfg = try variant.config(base, split: split)
@@ -237,7 +238,9 @@ public final class TrainingRun {
         let specs = try StageSpec.stages(split: split, nLayer: cfg.nLayer)
         let sched = PipelineSchedule(kind: settings.schedule, stages: stages, microbatches: tc.microbatches / replicas)
         try link.barrier()  // a shared epoch for the sleep clock
-        let time = EmulatedTime(mode: clock, links: links, epoch: Clock.wall())
+        // The run's link model and stage speed apply to every link this trainer follows.
+        let followed = links.map { l -> LinkModel in var l = l; l.kind = settings.linkKind; return l }
+        let time = EmulatedTime(mode: clock, links: followed, epoch: Clock.wall(), computeScale: computeScale)
         let stage = PipelineStage(config: cfg, stage: specs[self.stage], train: tc, schedule: sched,
                                   makeCodec: { spec.makeCodec(model: $0) },
                                   comm: StageComm(link: link, stage: self.stage, stages: stages, replica: replica, replicas: replicas), time: time)

@@ -156,6 +156,31 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(clocks, [.virtual, .virtual])
     }
 
+    func testStageSpeedAndLinkModelReachTheTrainer() throws {
+        var fast = try settings(steps: 1)
+        fast.stageSpeed = "x1000"; fast.linkKind = .streaming
+        let slow = try settings(steps: 1)
+        let lossy = try LinkModel.parse("1mbit:10ms")
+        nonisolated(unsafe) var seen: [[Double]] = []  // per run: emulated step on the off link, slowest rank's compute
+        for s in [slow, fast] {
+            let errors = onRanks { r, link in
+                let run = try TrainingRun(link: link, settings: s, localRanks: 2, cores: 2) { _, _ in }
+                let (trainer, _) = try run.makeTrainer(variant: Variant(spec: CodecSpec()), links: [.off, lossy])
+                XCTAssertEqual(trainer.stage.time.computeScale, s.stageSpeed == "x1000" ? 0.001 : 1)
+                XCTAssertEqual(trainer.stage.time.links.map(\.kind), [s.linkKind, s.linkKind])
+                try run.run(trainer, steps: 1, evalEvery: 0) { _, report, _ in
+                    if r == 0 { seen.append([report.emulated[0].stepSeconds, report.stages.map(\.computeSeconds).max()!]) }
+                }
+            }
+            XCTAssert(errors.allSatisfy { $0 == nil }, "\(errors)")
+        }
+        XCTAssertEqual(seen.count, 2)
+        // Native: the off-link step is at least the slowest rank's compute; ×1000: a thousandth of it.
+        XCTAssertGreaterThanOrEqual(seen[0][0], seen[0][1] * 0.999)
+        XCTAssertLessThan(seen[1][0], seen[1][1] * 0.01)
+        XCTAssertGreaterThan(seen[1][0], 0)
+    }
+
     func testAStoppedRankEndsTheOthersWithinTheTimeout() throws {
         let s = try settings(steps: 4)
         let t0 = Date()
