@@ -11,17 +11,17 @@ struct Speedrun: ParsableCommand {
         abstract: "The speedrun preset of `bench`: 8 stages × 1 block, bandwidth-bound dense messages at 200 Mbit/s + 50 ms, stages at a consumer GPU's speed.",
         discussion: """
         Run under mpirun with 8 ranks: mpirun -np 8 protomodel speedrun [--quick]. It is `protomodel bench` with
-        --preset medium (d=256, 8 layers, 8 heads, T=256) --batch-size 16 --microbatches 8 (a dense boundary
-        message is 4.2 MB: 168 ms at 200 Mbit/s, against 50 ms of latency) --clock virtual --stage-speed
+        --preset medium (d=256, 8 layers, 8 heads, T=256) --batch-size 8 --microbatches 8 (a dense boundary
+        message is 2.1 MB: 84 ms at 200 Mbit/s, against 50 ms of latency) --clock virtual --stage-speed
         30tflops (a consumer GPU's effective rate) over 200mbit:50ms (the reference's link), 80mbit:20ms and
         100gbit (datacenter) links, with a fixed target loss. --quick is a short form for CI.
         """)
 
     @Flag(help: "A short run for CI (12 steps, B=4): the whole path end to end; its figures are no result.") var quick = false
     @Option(help: "Comma-separated codecs (codec words with levers).")
-    var codecs: String = "dense,int8,subspace:32:int8+efixed=1+norm"
+    var codecs: String = "dense,int8,subspace:32:int8+efixed=1+norm,subspace:16:int8+efixed=1+norm"
     @Option(name: .customLong("stage-speed"), help: "Emulated stage speed.") var stageSpeed: String = "30tflops"
-    @Option(name: .customLong("target-loss"), help: "Validation loss for T.") var targetLoss: Double = 4.0
+    @Option(name: .customLong("target-loss"), help: "Validation loss for T (fixed in advance: dense's loss at 3/4 of the d=256 convergence run, bench/convergence-d256).") var targetLoss: Double = 2.8
     @Option(help: "Optimizer steps (default 240; --quick: 12).") var steps: Int?
     @Option(name: .customLong("bench-out"), help: "Folder for the results.") var benchOut: String = "bench/speedrun"
     @Option(help: "Data folder.") var data: String = "data/kjv"
@@ -39,9 +39,9 @@ struct Speedrun: ParsableCommand {
 
     func run() throws {
         let n = steps ?? (quick ? 12 : 240)
-        var args = ["--preset", "medium", "--batch-size", quick ? "4" : "16", "--microbatches", "8", "--steps", "\(n)",
+        var args = ["--preset", "medium", "--batch-size", quick ? "4" : "8", "--microbatches", "8", "--steps", "\(n)",
                     "--clock", "virtual", "--stage-speed", stageSpeed, "--codecs", codecs,
-                    "--links", "200mbit:50ms,80mbit:20ms,100gbit", "--eval-every", quick ? "6" : "20", "--eval-batches", "8",
+                    "--links", "200mbit:50ms,80mbit:20ms,100gbit", "--eval-every", quick ? "6" : "10", "--eval-batches", "8",
                     "--data", data, "--bench-out", benchOut, "--reference", "speedrun"]
         if !quick { args += ["--target-loss", "\(targetLoss)"] }
         var bench = try Bench.parse(args)
