@@ -123,17 +123,24 @@ public enum Checkpoint {
     /// SHA-256 of the bytes, as 64 hex digits.
     public static func checksum(_ data: Data) -> String { Digest.sha256(data) }
 
-    /// Whether `data` has the checksum a manifest recorded: SHA-256, or the word-wise FNV-1a
-    /// 64 of version-1 manifests (read so older checkpoints still resume; never written).
-    static func matches(_ data: Data, _ recorded: String) -> Bool {
-        if recorded.count == 64 { return checksum(data) == recorded }
+    /// Whether `data` has the checksum a manifest of `version` recorded: SHA-256 (version 2),
+    /// or the word-wise FNV-1a 64 of version-1 manifests (read so older checkpoints still
+    /// resume; never written). A version-2 manifest accepts SHA-256 only.
+    static func matches(_ data: Data, _ recorded: String, version: Int) -> Bool {
+        if version >= 2 { return recorded.count == 64 && checksum(data) == recorded }
+        guard version == 1, recorded.count == 16 else { return false }
+        return versionOneChecksum(data) == recorded
+    }
+
+    /// The word-wise FNV-1a 64 version-1 manifests recorded, as 16 hex digits.
+    static func versionOneChecksum(_ data: Data) -> String {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         data.withUnsafeBytes { b in
             let words = b.count / 8
             for i in 0..<words { h = (h ^ b.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)) &* 0x100_0000_01B3 }
             for i in (8 * words)..<b.count { h = (h ^ UInt64(b[i])) &* 0x100_0000_01B3 }
         }
-        return String(format: "%016llx", h) == recorded
+        return String(format: "%016llx", h)
     }
 
     /// Writes this rank's stage: parameters, AdamW moments and step count.
@@ -152,7 +159,8 @@ public enum Checkpoint {
     }
 
     /// Reads this rank's stage back, checking it against the manifest's entry.
-    public static func readStage(_ stage: PipelineStage, rank: Int, from dir: URL, expected: CheckpointFile) throws {
+    /// `manifestVersion` says which checksum `expected` holds.
+    public static func readStage(_ stage: PipelineStage, rank: Int, from dir: URL, expected: CheckpointFile, manifestVersion: Int = 2) throws {
         let url = dir.appendingPathComponent(stageFileName(rank: rank))
         func bad(_ why: String) -> CheckpointError {
             CheckpointError("\(url.path): \(why)")
@@ -164,7 +172,7 @@ public enum Checkpoint {
         guard size == expected.bytes else { throw bad("\(size) bytes, the manifest says \(expected.bytes) (truncated?)") }
         guard size == 40 + 12 * n else { throw bad("\(size) bytes, this stage's parameters and moments take \(40 + 12 * n) (another model or split?)") }
         guard let data = FileManager.default.contents(atPath: url.path), data.count == size else { throw bad("missing or unreadable") }
-        guard matches(data, expected.checksum) else { throw bad("checksum differs from the manifest's (the file was altered or damaged)") }
+        guard matches(data, expected.checksum, version: manifestVersion) else { throw bad("checksum differs from the manifest's (the file was altered or damaged)") }
         let h = data.withUnsafeBytes { b in (0..<5).map { b.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self) } }
         guard h[0] == stageMagic else { throw bad("bad magic \(h[0])") }
         guard h[1] == stageVersion else { throw bad("format version \(h[1]), this protomodel reads \(stageVersion)") }
@@ -193,7 +201,7 @@ public enum Checkpoint {
             throw CheckpointError("\(dir.path)/manifest.json lists no \(name) — the checkpoint is damaged; remove \(dir.path)")
         }
         guard let size = fileSize(url), size == entry.bytes, size <= 1 << 26,
-              let data = FileManager.default.contents(atPath: url.path), data.count == entry.bytes, matches(data, entry.checksum) else {
+              let data = FileManager.default.contents(atPath: url.path), data.count == entry.bytes, matches(data, entry.checksum, version: manifest.version) else {
             throw CheckpointError("\(url.path): missing, truncated or altered (size/checksum differ from the manifest) — remove \(dir.path) to resume from the one before it")
         }
         return data

@@ -101,7 +101,7 @@ public final class CheckpointManager {
                 guard let entry = m.files.first(where: { $0.name == Checkpoint.stageFileName(rank: s) }) else {
                     throw CheckpointError("\(dir.path)/manifest.json lists no stage file for stage \(s)")
                 }
-                try Checkpoint.readStage(stage, rank: s, from: dir, expected: entry)
+                try Checkpoint.readStage(stage, rank: s, from: dir, expected: entry, manifestVersion: m.version)
                 if rank == 0 {
                     let p = try JSONDecoder().decode(DataLoader.Position.self, from: Checkpoint.readFile(name: "loader.json", from: dir, manifest: m))
                     guard p.epoch >= 0, p.epoch <= 1 << 40, p.index >= 0, p.index <= (windows ?? Int.max) else {
@@ -132,6 +132,9 @@ public final class CheckpointManager {
                     if !damaged.isEmpty { AtomicFile.syncFolder(root) }
                 }
                 try agree(problem)
+                if rank == 0, let m = try? Checkpoint.readManifest(dir), m.version < 2 {
+                    notes.append("checkpoint step \(step) was written by an older protomodel: its FNV-1a checksums miss some kinds of damage; the checkpoints written from now on carry SHA-256")
+                }
                 return Resumed(step: step, position: position, notes: notes)
             }
             damaged.append(step)

@@ -44,7 +44,7 @@ struct Speedrun: ParsableCommand {
                     "--links", "200mbit:50ms,80mbit:20ms,100gbit", "--eval-every", quick ? "6" : "10", "--eval-batches", "8",
                     "--data", data, "--bench-out", benchOut, "--reference", "speedrun"]
         if !quick { args += ["--target-loss", "\(targetLoss)"] }
-        var bench = try Bench.parse(args)
+        let bench = try Bench.parse(args)
         try bench.run()
     }
 }

@@ -109,6 +109,66 @@ final class TrainingRunTests: XCTestCase {
         for s in 3...6 { XCTAssertEqual(resumed.losses[s], full.losses[s], "step \(s) equals the uninterrupted run") }
     }
 
+    /// Rewrites checkpoint `dir` through `edit` (manifest and files by name) and records
+    /// every file's size and checksum as `version` would (2: SHA-256, 1: FNV-1a).
+    func rewrite(_ dir: URL, version: Int = 2, _ edit: (inout CheckpointManifest, inout [String: Data]) throws -> Void) throws {
+        var m = try Checkpoint.readManifest(dir)
+        var files: [String: Data] = [:]
+        for f in m.files { files[f.name] = try Data(contentsOf: dir.appendingPathComponent(f.name)) }
+        try edit(&m, &files)
+        m.version = version
+        m.files = try m.files.map { f in
+            let data = files[f.name]!
+            try data.write(to: dir.appendingPathComponent(f.name))
+            return CheckpointFile(name: f.name, bytes: data.count,
+                                  checksum: version == 1 ? Checkpoint.versionOneChecksum(data) : Checkpoint.checksum(data))
+        }
+        try Checkpoint.writeManifest(m, to: dir)
+    }
+
+    func testResumeChecksTheStepAndLoaderPositionAManifestVouchesFor() throws {
+        let s = try settings(steps: 4)
+        let root = work.appendingPathComponent("e")
+        XCTAssert(train(s, root: root, every: 2).errors.allSatisfy { $0 == nil })
+        // Checksums intact, contents impossible: only the range checks can catch these.
+        try rewrite(Checkpoint.stepDirectory(root, step: 4)) { _, files in
+            var p = try JSONSerialization.jsonObject(with: files["loader.json"]!) as! [String: Any]
+            p["index"] = -5
+            files["loader.json"] = try JSONSerialization.data(withJSONObject: p)
+        }
+        let past = Checkpoint.stepDirectory(root, step: 40)
+        try FileManager.default.copyItem(at: Checkpoint.stepDirectory(root, step: 2), to: past)
+        try rewrite(past) { m, _ in m.step = 40 }
+        let r = train(s, root: root, every: 2, resume: true)
+        XCTAssert(r.errors.allSatisfy { $0 == nil }, "\(r.errors)")
+        XCTAssert(r.notes.count >= 2, "\(r.notes)")
+        XCTAssert(r.notes[0].contains("step 40 is damaged") && r.notes[0].contains("not a step of this 4-step run"), r.notes[0])
+        XCTAssert(r.notes[1].contains("step 4 is damaged") && r.notes[1].contains("outside the data"), r.notes[1])
+        XCTAssertEqual(r.losses.keys.sorted(), [3, 4], "resumed from step 2, and the run ended at its --steps")
+    }
+
+    func testVersionOneCheckpointsResumeAndVersionTwoTakesSHA256Only() throws {
+        let s = try settings(steps: 4)
+        let full = train(s, root: work.appendingPathComponent("f"), every: 0)
+        let root = work.appendingPathComponent("g")
+        let crashed = train(s, root: root, every: 2) { _, step in if step == 3 { throw CheckpointError("simulated crash") } }
+        XCTAssertNotNil(crashed.errors[0] ?? crashed.errors[1])
+        XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [2])
+        try rewrite(Checkpoint.stepDirectory(root, step: 2), version: 1) { _, _ in }
+        let r = train(s, root: root, every: 2, resume: true)
+        XCTAssert(r.errors.allSatisfy { $0 == nil }, "\(r.errors)")
+        XCTAssert(r.notes.contains { $0.contains("step 2 was written by an older protomodel") }, "\(r.notes)")
+        for step in 3...4 { XCTAssertEqual(r.losses[step], full.losses[step], "step \(step) equals the uninterrupted run") }
+        // A version-2 manifest recording the weaker checksum is not accepted.
+        try rewrite(Checkpoint.stepDirectory(root, step: 4), version: 1) { _, _ in }
+        var m = try Checkpoint.readManifest(Checkpoint.stepDirectory(root, step: 4))
+        m.version = 2
+        try Checkpoint.writeManifest(m, to: Checkpoint.stepDirectory(root, step: 4))
+        let again = train(s, root: root, every: 2, resume: true)
+        XCTAssert(again.notes.first?.contains("step 4 is damaged") ?? false, "\(again.notes)")
+        XCTAssertEqual(again.losses.keys.sorted(), [3, 4], "resumed from step 2")
+    }
+
     func testFreshRunRefusesAFolderWithCheckpoints() throws {
         let s = try settings(steps: 2)
         let root = work.appendingPathComponent("c")
