@@ -252,21 +252,33 @@ public final class TrainingRun {
             }
             stage.replicaSyncEvery = settings.replicaSyncEvery
         }
-        // E_fixed and the seeded bases come from each node's own arithmetic: they must agree.
+        try requireSameSeededTensors(Self.seededDigest(stage.model, seed: cfg.seed, adaptive: cfg.subspace?.adaptive != nil))
+        return (DistributedTrainer(stage: stage, split: split), cfg)
+    }
+
+    /// SHA-256 of what a stage rebuilds from the seed rather than trains or receives: E_fixed,
+    /// the seeded bases of learned projectors, and a fixed U (hex digests, concatenated).
+    static func seededDigest(_ model: StageModel, seed: UInt64, adaptive: Bool) -> String {
         var digest = ""
-        if let f = stage.model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
-        for t in stage.model.manifoldTensors {
+        if let f = model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
+        for t in model.manifoldTensors {
             var seeded = [Float](repeating: 0, count: t.count)
-            Basis.seed(&seeded, d: t.shape[0], k: t.shape[1], seed: cfg.seed, name: t.name)
+            Basis.seed(&seeded, d: t.shape[0], k: t.shape[1], seed: seed, name: t.name)
             digest += seeded.withUnsafeBytes { Digest.sha256($0) }
         }
-        if let u = stage.model.subspace, cfg.subspace?.adaptive == nil {
+        if let u = model.subspace, !adaptive {
             digest += Digest.sha256(UnsafeRawBufferPointer(start: u.basis.ptr, count: 4 * u.d * u.k))
         }
+        return digest
+    }
+
+    /// E_fixed and the seeded bases come from each node's own libm and BLAS: every rank must
+    /// have rebuilt the same bits (`digest`, from `seededDigest`), or every rank stops with
+    /// the ranks that differ named.
+    func requireSameSeededTensors(_ digest: String) throws {
         let all = try link.gatherData(Data(digest.utf8), root: 0)
         let differing = all?.enumerated().filter { $0.element != all![0] }.map(\.offset) ?? []
         try Self.agree(link, differing.isEmpty ? nil : "ranks \(differing.map(String.init).joined(separator: ", ")) rebuilt a different E_fixed or U from the seed than rank 0 (different CPU arithmetic or protomodel build); run every rank with the same build on the same kind of CPU", everyRankSays: false)
-        return (DistributedTrainer(stage: stage, split: split), cfg)
     }
 
     /// Trains steps `startStep..<steps` (data order from the seed, restored to `position`

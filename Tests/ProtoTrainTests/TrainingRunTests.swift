@@ -203,6 +203,30 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertNotNil(e2[1])
     }
 
+    func testRanksThatRebuildADifferentEFixedOrUStop() throws {
+        let settings = try settings(steps: 1)
+        nonisolated(unsafe) var digests = ["", ""]
+        let errors = onRanks { r, link in
+            let run = try TrainingRun(link: link, settings: settings, localRanks: 2, cores: 2) { _, _ in }
+            let (trainer, cfg) = try run.makeTrainer(variant: Variant(spec: CodecSpec(kind: .subspace, rankK: 4)), links: [.off])
+            let model = trainer.stage.model
+            let d0 = TrainingRun.seededDigest(model, seed: cfg.seed, adaptive: false)
+            // One ulp of E_fixed, or of U, is another digest.
+            model.fixed!.table.ptr[7] = model.fixed!.table.ptr[7].nextUp
+            let d1 = TrainingRun.seededDigest(model, seed: cfg.seed, adaptive: false)
+            model.subspace!.basis.ptr[3] = model.subspace!.basis.ptr[3].nextDown
+            let d2 = TrainingRun.seededDigest(model, seed: cfg.seed, adaptive: false)
+            XCTAssertNotEqual(d0, d1); XCTAssertNotEqual(d1, d2)
+            digests[r] = d0
+            // Rank 1 as a node whose libm rounds differently: every rank stops, rank 1 named.
+            try run.requireSameSeededTensors(r == 1 ? d1 : d0)
+        }
+        XCTAssertEqual(digests[0], digests[1], "the same build rebuilds the same bits on every rank")
+        let m = (errors[0] as? ReportedStartupError)?.message ?? "\(String(describing: errors[0]))"
+        XCTAssert(m.contains("ranks 1 rebuilt a different E_fixed or U"), m)
+        XCTAssertNotNil(errors[1], "every rank stops")
+    }
+
     func testClockAutoIsOneChoiceForTheJob() throws {
         var auto = try settings(steps: 1)
         auto.clock = .auto
