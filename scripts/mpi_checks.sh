@@ -242,5 +242,24 @@ mkdir -p "$OUT/empty-cwd"
 rc=0; msg=$(cd "$OUT/empty-cwd" && timeout 60 "$OLDPWD/$BIN" 2>&1) || rc=$?
 [ $rc -ne 0 ] && echo "$msg" | grep -q "protomodel prepare" && echo "mpi-checks: ok   bare protomodel without data: exit $rc, $(echo "$msg" | grep -m1 Error | cut -c1-90)…" \
   || { echo "mpi-checks: FAIL bare protomodel without data: exit $rc: $msg" >&2; fail=1; }
+# A disk that fills up mid-run (a 24 MiB tmpfs: the first checkpoint of 2 × 11 MB fits, the
+# second, written before the first is pruned, does not): the error names the file and the
+# fix, every rank stops, the checkpoint before it stays complete and nothing half-written
+# is left. Needs root for the mount; says SKIP otherwise.
+full=$(mktemp -d)
+if mount -t tmpfs -o size=24m tmpfs "$full" 2>/dev/null; then
+  rc=0; timeout 120 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+    --preset small --steps 4 --batch-size 1 --microbatches 2 --checkpoint-every 2 --keep 1 --out "$full/run" > "$OUT/disk-full.out" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "step_000004/stage_00.\.bin: write failed: No space left on device — the disk is full; free space" "$OUT/disk-full.out" \
+     && [ -f "$full/run/checkpoints/step_000002/manifest.json" ] && [ -z "$(ls -A "$full/run/checkpoints/step_000004" 2>/dev/null)" ]; then
+    echo "mpi-checks: ok   disk-full: exit $rc, step 2 intact, $(grep -m1 -o 'stage_00.\.bin: write failed[^—]*' "$OUT/disk-full.out")"
+  else
+    echo "mpi-checks: FAIL disk-full: exit $rc (124 = hung)" >&2; cat "$OUT/disk-full.out" >&2; find "$full" -ls >&2; fail=1
+  fi
+  umount "$full"
+else
+  echo "mpi-checks: SKIP disk-full (cannot mount a tmpfs here: needs root)"
+fi
+rmdir "$full"
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail
