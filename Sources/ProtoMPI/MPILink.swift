@@ -218,16 +218,6 @@ public final class MPILink: StageLink {
         }
     }
 
-    public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
-        let n = values.count
-        let all = try collective(values, recvCount: rank == root ? n * size : 0, "a gather of \(n) value(s) to rank \(root)") { i, o, req in
-            try check(MPI_Igather(i, Int32(n), pm_type_double(), o, Int32(n), pm_type_double(), Int32(root), pm_comm_world(), &req),
-                      "MPI_Igather(\(n) doubles to rank \(root))")
-        }
-        guard rank == root else { return nil }
-        return (0..<size).map { Array(all[($0 * n)..<(($0 + 1) * n)]) }
-    }
-
     public func barrier() throws {
         _ = try collective([], recvCount: 0, "a barrier") { _, _, req in
             try check(MPI_Ibarrier(pm_comm_world(), &req), "MPI_Ibarrier")

@@ -6,7 +6,7 @@ import Foundation
 import ProtoCore
 
 /// Σ‖x̂ − x‖² and Σ‖x‖² per direction, accumulated over a step's messages.
-public struct WireErrorStats: Sendable, Equatable {
+public struct WireErrorStats: Codable, Sendable, Equatable {
     public var errSqForward = 0.0, normSqForward = 0.0
     public var errSqBackward = 0.0, normSqBackward = 0.0
     public init() {}

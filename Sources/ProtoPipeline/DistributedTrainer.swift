@@ -98,9 +98,9 @@ public final class DistributedTrainer {
         let t0 = Clock.wall()
         let mine = try distribute(batches)
         let m = try stage.trainStep(step, batches: mine)
-        let all = try link.gather(m.vector, root: 0)
+        let all = try link.gatherData(m.encoded(), root: 0)
         guard let all else { return nil }
-        let metrics = all.map(StageStepMetrics.init)
+        let metrics = try all.map(StageStepMetrics.decoded)
         let wall = Clock.wall() - t0
         let S = comm.stages, R = comm.replicas
         // The loss lives on every replica's last stage; each stage's gradient is the same on

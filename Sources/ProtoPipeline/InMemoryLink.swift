@@ -84,10 +84,6 @@ public final class InMemoryLink: StageLink {
             for i in 0..<acc.count { acc[i] = max(acc[i], v[i]) }
         }
     }
-    public func gather(_ values: [Double], root: Int) throws -> [[Double]]? {
-        let all = try hub.exchange(values, rank: rank)
-        return rank == root ? all : nil
-    }
     public func barrier() throws { _ = try hub.exchange([], rank: rank) }
 }
 

@@ -150,7 +150,7 @@ public enum ClockMode: String, CaseIterable, Sendable {
 }
 
 /// Where a rank's time went for one link during a step.
-public struct LinkTiming: Sendable, Equatable {
+public struct LinkTiming: Codable, Sendable, Equatable {
     public var linkWait = 0.0    // waiting for bytes in flight (the link was the bottleneck)
     public var bubbleWait = 0.0  // waiting for the neighbour to produce the message (pipeline bubble)
     public var clockEnd = 0.0    // the rank's clock when the step ended

@@ -3,8 +3,8 @@
 import Foundation
 import ProtoCore
 
-/// What one stage measured during one step. Gathered to rank 0 as a flat vector.
-public struct StageStepMetrics: Sendable, Equatable {
+/// What one stage measured during one step. Gathered to rank 0 as a typed record.
+public struct StageStepMetrics: Codable, Sendable, Equatable {
     public var lossSum: Double = 0          // Σ micro-batch mean losses (last stage only)
     public var gradSumSquares: Double = 0   // this stage's Σ grad² before clipping
     public var forwardSeconds: Double = 0   // compute (thread CPU) in forwards
@@ -24,31 +24,22 @@ public struct StageStepMetrics: Sendable, Equatable {
     public var skipped = false                 // the update was skipped (non-finite gradients, --skip-nonfinite)
     public var peakResidentBytes = 0.0         // this rank's peak memory so far
 
-    public static let fixedFields = 20
-    public var vector: [Double] {
-        [lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
-         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets,
-         wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward,
-         skipped ? 1 : 0, peakResidentBytes, bytesSentSync, bytesSentReplica, replicaSeconds]
-            + timing.flatMap { [$0.linkWait, $0.bubbleWait, $0.clockEnd] }
-    }
     public init() {}
-    public init(_ v: [Double]) {
-        precondition(v.count >= Self.fixedFields && (v.count - Self.fixedFields) % 3 == 0)
-        timing = stride(from: Self.fixedFields, to: v.count, by: 3).map {
-            var t = LinkTiming(); (t.linkWait, t.bubbleWait, t.clockEnd) = (v[$0], v[$0 + 1], v[$0 + 2]); return t
-        }
-        (lossSum, gradSumSquares, forwardSeconds, backwardSeconds, optimizerSeconds, codecSeconds,
-         recvWaitSeconds, stepWallSeconds, bytesSentForward, bytesSentBackward, bytesSentTargets) =
-            (v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10])
-        (wireError.errSqForward, wireError.normSqForward, wireError.errSqBackward, wireError.normSqBackward) =
-            (v[11], v[12], v[13], v[14])
-        skipped = v[15] != 0
-        peakResidentBytes = v[16]
-        bytesSentSync = v[17]
-        bytesSentReplica = v[18]
-        replicaSeconds = v[19]
-    }
+
+    /// The record as it travels to rank 0 (JSON, non-finite values as strings: a skipped
+    /// step's loss may be NaN).
+    public func encoded() throws -> Data { try Self.encoder.encode(self) }
+    public static func decoded(_ data: Data) throws -> StageStepMetrics { try decoder.decode(Self.self, from: data) }
+    private static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }()
+    private static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }()
     public var computeSeconds: Double { forwardSeconds + backwardSeconds + optimizerSeconds + codecSeconds }
 }
 

@@ -15,8 +15,6 @@ public protocol StageLink: AnyObject {
     func allreduceSum(_ values: [Double]) throws -> [Double]
     /// Element-wise maximum over all ranks, identical on every rank.
     func allreduceMax(_ values: [Double]) throws -> [Double]
-    /// Every rank's `values` (same length everywhere) at `root`; nil on the other ranks.
-    func gather(_ values: [Double], root: Int) throws -> [[Double]]?
     func barrier() throws
     /// Lets the transport move messages in flight (called between kernels while computing).
     func progress()

@@ -72,9 +72,16 @@ final class PipelineParityTests: XCTestCase {
         XCTAssertEqual(p.lastMetrics.map(\.bytesSentForward), [M * msg, M * msg, 0])
         XCTAssertEqual(p.lastMetrics.map(\.bytesSentBackward), [0, M * msg, M * msg])
         XCTAssertEqual(p.lastMetrics[0].bytesSentTargets, M * Double(WireBuffer.headerBytes + 4 * N))
-        // Peak memory travels with the metrics (Linux reports it; the vector round-trips it).
+        // Peak memory travels with the metrics (Linux reports it; the record round-trips it,
+        // non-finite values included).
         XCTAssertGreaterThan(p.lastMetrics[0].peakResidentBytes, 1e6)
-        XCTAssertEqual(StageStepMetrics(p.lastMetrics[1].vector), p.lastMetrics[1])
+        XCTAssertEqual(try StageStepMetrics.decoded(p.lastMetrics[1].encoded()), p.lastMetrics[1])
+        var odd = p.lastMetrics[1]
+        odd.lossSum = .infinity; odd.gradSumSquares = -.infinity; odd.skipped = true
+        let back = try StageStepMetrics.decoded(odd.encoded())
+        XCTAssertEqual(back.lossSum, .infinity); XCTAssertEqual(back.gradSumSquares, -.infinity); XCTAssert(back.skipped)
+        odd.lossSum = .nan
+        XCTAssert(try StageStepMetrics.decoded(odd.encoded()).lossSum.isNaN)
     }
 
     func testBadSplitsAreRefused() {
