@@ -256,6 +256,24 @@ public final class TrainingRun {
         return (DistributedTrainer(stage: stage, split: split), cfg)
     }
 
+    /// Checks a run's outputs before any work: `out` exists or can be made, is writable and
+    /// has room for `modelBytes`; the log's folder is writable. A new run (not `resume`)
+    /// writes model.bin and tokenizer.json into `out` and starts its log afresh, so it refuses
+    /// an `out` that holds either (another run's, or prepared data) and a non-empty log,
+    /// naming the fix. Throws `IOError` or `ConfigError`.
+    public static func checkOutputs(out: URL, log: URL?, resume: Bool, modelBytes: Int) throws {
+        try AtomicFile.checkWritable(out, needBytes: modelBytes)
+        if !resume {
+            for name in ["model.bin", "tokenizer.json"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path) {
+                throw ConfigError.problem("--out \(out.path) already holds \(name) (another run's, or prepared data); a new run would overwrite it — choose another --out, or pass --resume to continue that run")
+            }
+            if let log, let size = (try? FileManager.default.attributesOfItem(atPath: log.path))?[.size] as? Int, size > 0 {
+                throw ConfigError.problem("--log \(log.path) already holds a log; a new run would start it afresh — choose another --log, or pass --resume to continue that run")
+            }
+        }
+        if let log { try AtomicFile.checkWritable(log.deletingLastPathComponent()) }
+    }
+
     /// SHA-256 of what a stage rebuilds from the seed rather than trains or receives: E_fixed,
     /// the seeded bases of learned projectors, and a fixed U (hex digests, concatenated).
     static func seededDigest(_ model: StageModel, seed: UInt64, adaptive: Bool) -> String {

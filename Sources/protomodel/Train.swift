@@ -72,18 +72,8 @@ struct Train: ParsableCommand {
         var problem: String?
         if rank == 0 {
             do {
-                try AtomicFile.checkWritable(outDir, needBytes: 4 * run.base.parameterCount * 2 + (1 << 20))
-                if !checkpoint.resume {
-                    // A new run writes model.bin and tokenizer.json into --out and starts its
-                    // log afresh: it must not overwrite another run's (or a data folder's).
-                    for name in ["model.bin", "tokenizer.json"] where FileManager.default.fileExists(atPath: outDir.appendingPathComponent(name).path) {
-                        throw CLIError("--out \(options.out) already holds \(name) (another run's, or prepared data); a new run would overwrite it — choose another --out, or pass --resume to continue that run")
-                    }
-                    if let l = options.log, let size = (try? FileManager.default.attributesOfItem(atPath: l))?[.size] as? Int, size > 0 {
-                        throw CLIError("--log \(l) already holds a log; a new run would start it afresh — choose another --log, or pass --resume to continue that run")
-                    }
-                }
-                if let l = options.log { try AtomicFile.checkWritable(URL(fileURLWithPath: l).deletingLastPathComponent()) }
+                try TrainingRun.checkOutputs(out: outDir, log: options.log.map { URL(fileURLWithPath: $0) }, resume: checkpoint.resume,
+                                             modelBytes: 4 * run.base.parameterCount * 2 + (1 << 20))
             } catch { problem = "\(error)" }
         }
         try TrainingRun.agree(link, problem, everyRankSays: false)

@@ -180,6 +180,38 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertEqual(Checkpoint.complete(in: root).map(\.step), [2], "nothing of the earlier run was touched")
     }
 
+    func testOutputsAreCheckedBeforeAnyWork() throws {
+        let out = work.appendingPathComponent("out"), log = work.appendingPathComponent("run.jsonl")
+        try TrainingRun.checkOutputs(out: out, log: log, resume: false, modelBytes: 1 << 20)
+        XCTAssert(FileManager.default.fileExists(atPath: out.path), "the folder is made")
+        // Another run's model, or a data folder's tokenizer: refused for a new run, fine to resume.
+        for name in ["model.bin", "tokenizer.json"] {
+            let f = out.appendingPathComponent(name)
+            try Data("x".utf8).write(to: f)
+            XCTAssertThrowsError(try TrainingRun.checkOutputs(out: out, log: nil, resume: false, modelBytes: 0)) {
+                XCTAssert("\($0)".contains("already holds \(name)") && "\($0)".contains("--resume"), "\($0)")
+            }
+            XCTAssertNoThrow(try TrainingRun.checkOutputs(out: out, log: nil, resume: true, modelBytes: 0))
+            try FileManager.default.removeItem(at: f)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: out.path), [], "the checks leave nothing behind")
+        }
+        try Data("{}\n".utf8).write(to: log)
+        XCTAssertThrowsError(try TrainingRun.checkOutputs(out: out, log: log, resume: false, modelBytes: 0)) {
+            XCTAssert("\($0)".contains("already holds a log"), "\($0)")
+        }
+        XCTAssertEqual(try String(contentsOf: log, encoding: .utf8), "{}\n", "the log is untouched")
+        // A regular file where the folder should be; more bytes than any disk has.
+        let file = work.appendingPathComponent("file")
+        try Data("keep".utf8).write(to: file)
+        XCTAssertThrowsError(try TrainingRun.checkOutputs(out: file, log: nil, resume: false, modelBytes: 0)) {
+            XCTAssert("\($0)".contains(file.path), "\($0)")
+        }
+        XCTAssertEqual(try Data(contentsOf: file), Data("keep".utf8))
+        XCTAssertThrowsError(try TrainingRun.checkOutputs(out: out, log: nil, resume: false, modelBytes: Int(1) << 60)) {
+            XCTAssert("\($0)".contains("MiB free"), "\($0)")
+        }
+    }
+
     func testStopSignalCheckpointsAndStopsEveryRank() throws {
         let s = try settings(steps: 6)
         let root = work.appendingPathComponent("d")
