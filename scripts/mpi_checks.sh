@@ -261,5 +261,13 @@ else
   echo "mpi-checks: SKIP disk-full (cannot mount a tmpfs here: needs root)"
 fi
 rmdir "$full"
+# Durability: traced system calls of a 2-rank run that checkpoints show every checkpoint
+# folder's name flushed in its parent and every file renamed into it flushed in it before
+# its manifest completes it (scripts/fsync_check.py).
+rc=0; timeout 120 strace -f -o "$OUT/fsync.trace" -e trace=openat,mkdir,mkdirat,rename,renameat,renameat2,fsync \
+  mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv --preset small \
+  --steps 2 --batch-size 1 --microbatches 2 --checkpoint-every 1 --eval-every 0 --out "$OUT/fsync" > "$OUT/fsync.out" 2>&1 || rc=$?
+if [ $rc -eq 0 ] && msg=$(python3 scripts/fsync_check.py "$OUT/fsync.trace"); then echo "mpi-checks: ok   $msg"
+else echo "mpi-checks: FAIL fsync: exit $rc: ${msg:-}" >&2; cat "$OUT/fsync.out" >&2; fail=1; fi
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

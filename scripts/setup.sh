@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what protomodel needs on a fresh Debian 12 machine (idempotent, needs root or sudo):
-# OpenMPI, OpenBLAS, pkg-config, rsvg-convert (plots to PNG), and the King James Bible text used as the default corpus.
+# OpenMPI, OpenBLAS, pkg-config, rsvg-convert (plots to PNG), strace (the tests' durability check), and the King
+# James Bible text used as the default corpus.
 set -euo pipefail
-pkgs=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config bible-kjv bible-kjv-text librsvg2-bin)
+pkgs=(libopenmpi-dev openmpi-bin libopenblas-dev pkg-config bible-kjv bible-kjv-text librsvg2-bin strace)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

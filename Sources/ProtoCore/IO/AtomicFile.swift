@@ -41,11 +41,15 @@ public enum AtomicFile {
             guard isDir.boolValue else { throw IOError(path: dir.path, problem: "exists and is a file, where a folder is needed; choose another output folder") }
             return
         }
-        // mkdir -p by hand, so a failure reports the real errno.
+        // mkdir -p by hand, so a failure reports the real errno; each new folder's entry is
+        // flushed in its parent, so what is written into it later cannot outlive its name.
         var path = ""
         for part in dir.standardizedFileURL.path.split(separator: "/", omittingEmptySubsequences: true) {
+            let parent = path.isEmpty ? "/" : path
             path += "/" + part
-            if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            if mkdir(path, 0o755) == 0 {
+                syncFolder(URL(fileURLWithPath: parent))
+            } else if errno != EEXIST {
                 throw IOError(path: path, problem: "cannot create the folder: \(explain(errno))")
             }
         }
