@@ -329,6 +329,55 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(t0), 12, "no hang")
     }
 
+    /// Every key a record writes (nested records' too), for comparing with the README.
+    func keys(_ value: Any) -> Set<String> {
+        if let d = value as? [String: Any] { return d.reduce(into: Set(d.keys)) { $0.formUnion(keys($1.value)) } }
+        if let a = value as? [Any] { return a.reduce(into: Set<String>()) { $0.formUnion(keys($1)) } }
+        return []
+    }
+
+    /// The backticked names in the README run-log bullet that starts with `{"type":"TYPE"}`
+    /// (`a_fwd/bwd` counts as `a_fwd` and `a_bwd`).
+    func documentedKeys(_ type: String) throws -> Set<String> {
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        guard let section = text.components(separatedBy: "### The run log").dropFirst().first?.components(separatedBy: "\n## ").first,
+              let bullet = section.components(separatedBy: "\n- ").first(where: { $0.hasPrefix("`{\"type\":\"\(type)\"}`") }) else {
+            XCTFail("README has no run-log bullet for \(type)"); return []
+        }
+        let re = try NSRegularExpression(pattern: "`([a-z_]+(?:/[a-z_]+)?)`")
+        var out = Set<String>()
+        for m in re.matches(in: bullet, range: NSRange(bullet.startIndex..., in: bullet)) {
+            let word = String(bullet[Range(m.range(at: 1), in: bullet)!])
+            let parts = word.split(separator: "/").map(String.init)
+            if parts.count == 2, let cut = parts[0].lastIndex(of: "_") {
+                out.insert(parts[0]); out.insert(String(parts[0][...cut]) + parts[1])
+            } else { out.insert(word) }
+        }
+        return out
+    }
+
+    func testLogRecordsAreTheDocumentedSchema() throws {
+        var m = StageStepMetrics()
+        m.timing = [LinkTiming()]
+        let e = EmulatedStep(link: .off, clock: .virtual, stepSeconds: 0.5, computeShare: 0.5, linkWaitShare: 0.25, bubbleShare: 0.25,
+                             perRank: [(0.25, 0.125, 0.125)])
+        var report = StepReport(step: 0, loss: 2, lr: 1e-3, gradNorm: 1, stepSeconds: 0.5, stages: [m])
+        report.emulated = [e]
+        report.stages[0].skipped = true
+        let step = StepRecord(report, step: 1, tokens: 100, perBoundary: 100, denseBytes: 400, emulatedTotal: 0.5, val: 2.5)
+        let summary = SummaryRecord(steps: 1, finalValLoss: 2.5, wallS: 1, emulatedTimeS: 1, peakRssMB: [1], modelFile: "m",
+                                    boundaries: [BoundaryRecord(boundary: 0, link: "off", bytesFwd: 1, bytesBwd: 1,
+                                                                linkWaitShareReceiverFwd: 0, linkWaitShareReceiverBwd: 0)])
+        let records: [(String, Encodable)] = [("step", step), ("stop", StopRecord(signal: 15, step: 3)), ("summary", summary)]
+        for (type, record) in records {
+            let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(record))
+            let written = keys(json).subtracting(["type"]), documented = try documentedKeys(type)
+            XCTAssertEqual(written.subtracting(documented).sorted(), [], "\(type): written but not in the README")
+            XCTAssertEqual(documented.subtracting(written).sorted(), [], "\(type): in the README but not written")
+        }
+    }
+
     func testStepRecordIsTheDocumentedSchema() throws {
         var m = StageStepMetrics()
         m.lossSum = 2; m.bytesSentForward = 100; m.bytesSentSync = 8
