@@ -14,6 +14,15 @@ public struct StepReport: Sendable {
     public var stages: [StageStepMetrics]
     /// The step on each emulated link (one per link the ranks follow).
     public var emulated: [EmulatedStep] = []
+    /// A step's mean loss and global gradient norm from every rank's metrics (rank order:
+    /// replica r's stage s at r·S + s). The loss lives on each replica's last stage, summed
+    /// over its micro-batches (`microbatches`: all replicas' together); after the replica
+    /// exchange every replica holds the same gradient, so the norm counts replica 0's stages.
+    /// The one definition both trainers (in-process and over a StageLink) use.
+    public static func aggregate(_ m: [StageStepMetrics], stages S: Int, replicas R: Int, microbatches: Int) -> (loss: Float, gradNorm: Double) {
+        let lossSum = (0..<R).reduce(0.0) { $0 + m[$1 * S + S - 1].lossSum }
+        return (Float(lossSum / Double(microbatches)), m[0..<S].reduce(0) { $0 + $1.gradSumSquares }.squareRoot())
+    }
     /// The update was skipped because the loss or gradients were not finite (--skip-nonfinite).
     public var skipped: Bool { stages.contains { $0.skipped } }
     public var bytesForward: Double { stages.reduce(0) { $0 + $1.bytesSentForward } }
@@ -105,10 +114,8 @@ public final class DistributedTrainer {
         let S = comm.stages, R = comm.replicas
         // The loss lives on every replica's last stage; each stage's gradient is the same on
         // every replica after the exchange, so the norm counts replica 0's stages.
-        let lossSum = (0..<R).reduce(0.0) { $0 + metrics[$1 * S + S - 1].lossSum }
-        var report = StepReport(step: step, loss: Float(lossSum / Double(stage.schedule.microbatches * R)),
-                                lr: stage.train.schedule.lr(at: step),
-                                gradNorm: metrics[0..<S].reduce(0) { $0 + $1.gradSumSquares }.squareRoot(),
+        let (loss, norm) = StepReport.aggregate(metrics, stages: S, replicas: R, microbatches: stage.schedule.microbatches * R)
+        var report = StepReport(step: step, loss: loss, lr: stage.train.schedule.lr(at: step), gradNorm: norm,
                                 stepSeconds: wall, stages: metrics)
         let time = stage.time
         for (i, link) in time.links.enumerated() {

@@ -42,11 +42,8 @@ public final class InProcessPipeline: StepRunner {
             try st.trainStep(step, batches: st.isFirst ? Array(batches[(st.comm.replica * Mr)..<((st.comm.replica + 1) * Mr)]) : nil)
         }
         lastMetrics = m
-        let S = stages.count / replicas
-        let norm = m[0..<S].reduce(0) { $0 + $1.gradSumSquares }.squareRoot()
-        let loss = (0..<replicas).reduce(0.0) { $0 + m[$1 * S + S - 1].lossSum }
-        return StepResult(loss: Float(loss / Double(batches.count)), gradNorm: norm,
-                          lr: stages[0].train.schedule.lr(at: step))
+        let (loss, norm) = StepReport.aggregate(m, stages: stages.count / replicas, replicas: replicas, microbatches: batches.count)
+        return StepResult(loss: loss, gradNorm: norm, lr: stages[0].train.schedule.lr(at: step))
     }
 
     public func evaluate(_ batches: [Microbatch]) -> Float { try! validate(batches) }
