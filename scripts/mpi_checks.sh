@@ -256,9 +256,19 @@ if mount -t tmpfs -o size=24m tmpfs "$full" 2>/dev/null; then
   else
     echo "mpi-checks: FAIL disk-full: exit $rc (124 = hung)" >&2; cat "$OUT/disk-full.out" >&2; find "$full" -ls >&2; fail=1
   fi
+  # The same file system read-only (root ignores permission bits, not this): refused before any work.
+  mount -o remount,ro "$full"
+  rc=0; timeout 60 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
+    --preset small --steps 2 --batch-size 1 --microbatches 2 --out "$full/run" > "$OUT/read-only.out" 2>&1 || rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$full/run: cannot write here: Read-only file system — check" "$OUT/read-only.out" \
+     && ! grep -q "^step " "$OUT/read-only.out"; then
+    echo "mpi-checks: ok   read-only --out: exit $rc before any step: $(grep -m1 -o 'cannot write here.*' "$OUT/read-only.out")"
+  else
+    echo "mpi-checks: FAIL read-only --out: exit $rc (124 = hung)" >&2; cat "$OUT/read-only.out" >&2; fail=1
+  fi
   umount "$full"
 else
-  echo "mpi-checks: SKIP disk-full (cannot mount a tmpfs here: needs root)"
+  echo "mpi-checks: SKIP disk-full, read-only (cannot mount a tmpfs here: needs root)"
 fi
 rmdir "$full"
 # Durability: traced system calls of a 2-rank run that checkpoints show every checkpoint
