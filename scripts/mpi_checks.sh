@@ -279,5 +279,16 @@ rc=0; timeout 120 strace -f -o "$OUT/fsync.trace" -e trace=openat,mkdir,mkdirat,
   --steps 2 --batch-size 1 --microbatches 2 --checkpoint-every 1 --eval-every 0 --out "$OUT/fsync" > "$OUT/fsync.out" 2>&1 || rc=$?
 if [ $rc -eq 0 ] && msg=$(python3 scripts/fsync_check.py "$OUT/fsync.trace"); then echo "mpi-checks: ok   $msg"
 else echo "mpi-checks: FAIL fsync: exit $rc: ${msg:-}" >&2; cat "$OUT/fsync.out" >&2; fail=1; fi
+# The speedrun preset end to end in its short form: 4 codecs × 7 links in the table, the
+# reference's rows beside them, the plots written.
+rc=0; timeout 900 mpirun --oversubscribe -np 8 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN speedrun --quick \
+  --bench-out "$OUT/speedrun-quick" > "$OUT/speedrun-quick.out" 2>&1 || rc=$?
+rows=$(tail -n +2 "$OUT/speedrun-quick/results.csv" 2>/dev/null | grep -c . || true)
+if [ $rc -eq 0 ] && [ "$rows" = 28 ] && grep -q "ReparamSSN k=160" "$OUT/speedrun-quick/results.md" \
+   && grep -q "stage speed 30 TFLOP/s" "$OUT/speedrun-quick/results.md" && [ -s "$OUT/speedrun-quick/loss_vs_time_200mbit_50ms.svg" ]; then
+  echo "mpi-checks: ok   speedrun --quick: $rows rows, reference rows, plots"
+else
+  echo "mpi-checks: FAIL speedrun --quick: exit $rc, $rows rows" >&2; cat "$OUT/speedrun-quick.out" >&2; fail=1
+fi
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

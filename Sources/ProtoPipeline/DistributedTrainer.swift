@@ -122,8 +122,10 @@ public final class DistributedTrainer {
             let end = metrics.map { $0.timing[i].clockEnd }.max() ?? 0
             let seconds = time.mode == .virtual ? end - previousEnd[i] : wall
             previousEnd[i] = end
+            // Compute as the clocks charged it: CPU time at the emulated stage speed.
+            let charge = time.mode == .virtual ? time.computeScale : 1
             let perRank = metrics.map { m -> (compute: Double, linkWait: Double, idle: Double) in
-                let c = min(m.computeSeconds, seconds), l = min(m.timing[i].linkWait, seconds - c)
+                let c = min(m.computeSeconds * charge, seconds), l = min(m.timing[i].linkWait, seconds - c)
                 return (c, l, max(0, seconds - c - l))
             }
             let n = Double(max(1, perRank.count)), den = max(seconds, 1e-12)

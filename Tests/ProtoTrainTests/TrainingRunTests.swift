@@ -238,6 +238,7 @@ final class TrainingRunTests: XCTestCase {
     func testRanksThatRebuildADifferentEFixedOrUStop() throws {
         let settings = try settings(steps: 1)
         nonisolated(unsafe) var digests = ["", ""]
+        let lock = NSLock()
         let errors = onRanks { r, link in
             let run = try TrainingRun(link: link, settings: settings, localRanks: 2, cores: 2) { _, _ in }
             let (trainer, cfg) = try run.makeTrainer(variant: Variant(spec: CodecSpec(kind: .subspace, rankK: 4)), links: [.off])
@@ -249,7 +250,7 @@ final class TrainingRunTests: XCTestCase {
             model.subspace!.basis.ptr[3] = model.subspace!.basis.ptr[3].nextDown
             let d2 = TrainingRun.seededDigest(model, seed: cfg.seed, adaptive: false)
             XCTAssertNotEqual(d0, d1); XCTAssertNotEqual(d1, d2)
-            digests[r] = d0
+            lock.lock(); digests[r] = d0; lock.unlock()
             // Rank 1 as a node whose libm rounds differently: every rank stops, rank 1 named.
             try run.requireSameSeededTensors(r == 1 ? d1 : d0)
         }
@@ -285,7 +286,10 @@ final class TrainingRunTests: XCTestCase {
                 XCTAssertEqual(trainer.stage.time.computeScale, s.stageSpeed == "x1000" ? 0.001 : 1)
                 XCTAssertEqual(trainer.stage.time.links.map(\.kind), [s.linkKind, s.linkKind])
                 try run.run(trainer, steps: 1, evalEvery: 0) { _, report, _ in
-                    if r == 0 { seen.append([report.emulated[0].stepSeconds, report.stages.map(\.computeSeconds).max()!]) }
+                    if r == 0 {
+                        seen.append([report.emulated[0].stepSeconds, report.stages.map(\.computeSeconds).max()!,
+                                     report.emulated[1].linkWaitShare, report.emulated[1].computeShare, report.emulated[0].computeShare])
+                    }
                 }
             }
             XCTAssert(errors.allSatisfy { $0 == nil }, "\(errors)")
@@ -295,6 +299,10 @@ final class TrainingRunTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(seen[0][0], seen[0][1] * 0.999)
         XCTAssertLessThan(seen[1][0], seen[1][1] * 0.01)
         XCTAssertGreaterThan(seen[1][0], 0)
+        // The shares use compute as charged: at ×1000 over 1 Mbit/s the step is the link's.
+        XCTAssertGreaterThan(seen[1][2], 0.5, "link-wait share at ×1000 over 1mbit:10ms")
+        XCTAssertLessThan(seen[1][3], 0.05, "compute share at ×1000 over 1mbit:10ms")
+        XCTAssertGreaterThan(seen[1][4], 0.3, "compute share at ×1000 without a link: compute and bubbles only")
     }
 
     func testAStoppedRankEndsTheOthersWithinTheTimeout() throws {
