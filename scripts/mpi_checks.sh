@@ -247,6 +247,7 @@ rc=0; msg=$(cd "$OUT/empty-cwd" && timeout 60 "$OLDPWD/$BIN" 2>&1) || rc=$?
 # fix, every rank stops, the checkpoint before it stays complete and nothing half-written
 # is left. Needs root for the mount; says SKIP otherwise.
 full=$(mktemp -d)
+trap 'umount "$full" 2>/dev/null; rmdir "$full" 2>/dev/null' EXIT
 if mount -t tmpfs -o size=24m tmpfs "$full" 2>/dev/null; then
   rc=0; timeout 120 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
     --preset small --steps 4 --batch-size 1 --microbatches 2 --checkpoint-every 2 --keep 1 --out "$full/run" > "$OUT/disk-full.out" 2>&1 || rc=$?
@@ -257,7 +258,7 @@ if mount -t tmpfs -o size=24m tmpfs "$full" 2>/dev/null; then
     echo "mpi-checks: FAIL disk-full: exit $rc (124 = hung)" >&2; cat "$OUT/disk-full.out" >&2; find "$full" -ls >&2; fail=1
   fi
   # The same file system read-only (root ignores permission bits, not this): refused before any work.
-  mount -o remount,ro "$full"
+  mount -o remount,ro "$full" || { echo "mpi-checks: FAIL cannot remount $full read-only" >&2; fail=1; }
   rc=0; timeout 60 mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv \
     --preset small --steps 2 --batch-size 1 --microbatches 2 --out "$full/run" > "$OUT/read-only.out" 2>&1 || rc=$?
   if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "$full/run: cannot write here: Read-only file system — check" "$OUT/read-only.out" \
@@ -266,18 +267,19 @@ if mount -t tmpfs -o size=24m tmpfs "$full" 2>/dev/null; then
   else
     echo "mpi-checks: FAIL read-only --out: exit $rc (124 = hung)" >&2; cat "$OUT/read-only.out" >&2; fail=1
   fi
-  umount "$full"
+  umount "$full" || true
 else
   echo "mpi-checks: SKIP disk-full, read-only (cannot mount a tmpfs here: needs root)"
 fi
-rmdir "$full"
+rmdir "$full" 2>/dev/null || true
 # Durability: traced system calls of a 2-rank run that checkpoints show every checkpoint
 # folder's name flushed in its parent and every file renamed into it flushed in it before
 # its manifest completes it (scripts/fsync_check.py).
 rc=0; timeout 120 strace -f -o "$OUT/fsync.trace" -e trace=openat,mkdir,mkdirat,rename,renameat,renameat2,fsync \
   mpirun --oversubscribe -np 2 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE $BIN train --data data/kjv --preset small \
   --steps 2 --batch-size 1 --microbatches 2 --checkpoint-every 1 --eval-every 0 --out "$OUT/fsync" > "$OUT/fsync.out" 2>&1 || rc=$?
-if [ $rc -eq 0 ] && msg=$(python3 scripts/fsync_check.py "$OUT/fsync.trace"); then echo "mpi-checks: ok   $msg"
+msg=""
+if [ $rc -eq 0 ] && msg=$(python3 scripts/fsync_check.py "$OUT/fsync.trace" 2); then echo "mpi-checks: ok   $msg"
 else echo "mpi-checks: FAIL fsync: exit $rc: ${msg:-}" >&2; cat "$OUT/fsync.out" >&2; fail=1; fi
 # The speedrun preset end to end in its short form: 4 codecs × 7 links in the table, the
 # reference's rows beside them, the plots written.

@@ -107,7 +107,7 @@ public final class DistributedTrainer {
         let t0 = Clock.wall()
         let mine = try distribute(batches)
         let m = try stage.trainStep(step, batches: mine)
-        let all = try link.gatherData(m.encoded(), root: 0)
+        let all = try link.gatherData(m.encoded(), root: 0, purpose: "stage metrics")
         guard let all else { return nil }
         let metrics = try all.map(StageStepMetrics.decoded)
         let wall = Clock.wall() - t0

@@ -133,19 +133,32 @@ extension StageLink {
     public func progress() {}
 
     /// Every rank's bytes at `root` (in rank order), nil elsewhere. Point-to-point, so a rank
-    /// that never arrives ends in the receive timeout, not a hang.
-    public func gatherData(_ data: Data, root: Int) throws -> [Data]? {
+    /// that never arrives ends in the receive timeout, not a hang. `purpose` names the gather:
+    /// every rank must be at the same one, and the root stops the job when a rank's message
+    /// belongs to another (ranks out of step) instead of reading it as this one's.
+    public func gatherData(_ data: Data, root: Int, purpose: String) throws -> [Data]? {
         let tag = MessageKind.control.tag(0)
+        let mark = Self.purposeMark(purpose)
         if rank != root {
-            try send(Self.message(data), to: root, tag: tag)
+            let b = Self.message(data)
+            b.microbatch = mark
+            try send(b, to: root, tag: tag)
             try waitSends()
             return nil
         }
         return try (0..<size).map { r in
             if r == root { return data }
             let b = try recv(from: r, tag: tag)
+            guard b.microbatch == mark else {
+                throw LinkError("rank \(root) gathering \(purpose) got another gather's message from rank \(r): the ranks are out of step")
+            }
             return Data(bytes: b.payload, count: b.payloadBytes)
         }
+    }
+
+    /// FNV-1a 32 of the purpose's UTF-8 bytes: the same on every rank and build.
+    static func purposeMark(_ purpose: String) -> UInt32 {
+        purpose.utf8.reduce(UInt32(2_166_136_261)) { ($0 ^ UInt32($1)) &* 16_777_619 }
     }
 
     /// `root`'s bytes on every rank.

@@ -36,7 +36,7 @@ public final class CheckpointManager {
         let writer = stage.comm.replica == 0
         let mine = writer ? try Checkpoint.writeStage(stage, rank: stage.stageIndex, to: dir) : nil
         let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-        let all = try link.gatherData(mine.map { try enc.encode($0) } ?? Data(), root: 0)
+        let all = try link.gatherData(mine.map { try enc.encode($0) } ?? Data(), root: 0, purpose: "checkpoint files")
         if let all {
             var files = try all.filter { !$0.isEmpty }.map { try JSONDecoder().decode(CheckpointFile.self, from: $0) }
             if let position { files.append(try Checkpoint.writeFile(enc.encode(position), name: "loader.json", to: dir)) }
@@ -111,7 +111,7 @@ public final class CheckpointManager {
                 }
             } catch { failure = "rank \(rank): \(error)" }
             // Everyone learns whether every rank could load this one.
-            let reports = try link.gatherData(Data((failure ?? "").utf8), root: 0)
+            let reports = try link.gatherData(Data((failure ?? "").utf8), root: 0, purpose: "checkpoint load reports")
             let firstFailure = reports?.map { String(decoding: $0, as: UTF8.self) }.first { !$0.isEmpty }
             let verdict = try link.broadcastData(rank == 0 ? Data((firstFailure ?? "").utf8) : nil, root: 0)
             if verdict.isEmpty {

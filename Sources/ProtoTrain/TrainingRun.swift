@@ -262,7 +262,6 @@ public final class TrainingRun {
     /// an `out` that holds either (another run's, or prepared data) and a non-empty log,
     /// naming the fix. Throws `IOError` or `ConfigError`.
     public static func checkOutputs(out: URL, log: URL?, resume: Bool, modelBytes: Int) throws {
-        try AtomicFile.checkWritable(out, needBytes: modelBytes)
         if !resume {
             for name in ["model.bin", "tokenizer.json"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path) {
                 throw ConfigError.problem("--out \(out.path) already holds \(name) (another run's, or prepared data); a new run would overwrite it — choose another --out, or pass --resume to continue that run")
@@ -271,6 +270,8 @@ public final class TrainingRun {
                 throw ConfigError.problem("--log \(log.path) already holds a log; a new run would start it afresh — choose another --log, or pass --resume to continue that run")
             }
         }
+        // Refusals first: a refused run leaves no folder behind.
+        try AtomicFile.checkWritable(out, needBytes: modelBytes)
         if let log { try AtomicFile.checkWritable(log.deletingLastPathComponent()) }
     }
 
@@ -294,7 +295,7 @@ public final class TrainingRun {
     /// have rebuilt the same bits (`digest`, from `seededDigest`), or every rank stops with
     /// the ranks that differ named.
     func requireSameSeededTensors(_ digest: String) throws {
-        let all = try link.gatherData(Data(digest.utf8), root: 0)
+        let all = try link.gatherData(Data(digest.utf8), root: 0, purpose: "E_fixed and U digests")
         let differing = all?.enumerated().filter { $0.element != all![0] }.map(\.offset) ?? []
         try Self.agree(link, differing.isEmpty ? nil : "ranks \(differing.map(String.init).joined(separator: ", ")) rebuilt a different E_fixed or U from the seed than rank 0 (different CPU arithmetic or protomodel build); run every rank with the same build on the same kind of CPU", everyRankSays: false)
     }
@@ -365,7 +366,7 @@ public final class TrainingRun {
     /// rank 0 can have one) or on any rank (the first one's message is reported by rank 0).
     public static func agree(_ link: StageLink, _ problem: String?, everyRankSays: Bool) throws {
         if everyRankSays {
-            let reports = try link.gatherData(Data((problem ?? "").utf8), root: 0)
+            let reports = try link.gatherData(Data((problem ?? "").utf8), root: 0, purpose: "start-up problems")
             let first = reports?.map { String(decoding: $0, as: UTF8.self) }.first { !$0.isEmpty }
             let verdict = try link.broadcastData(link.rank == 0 ? Data((first ?? "").utf8) : nil, root: 0)
             if !verdict.isEmpty { throw ReportedStartupError(link.rank == 0 ? String(decoding: verdict, as: UTF8.self) : nil) }

@@ -18,6 +18,30 @@ final class LinkEmulatorTests: XCTestCase {
         XCTAssert(MessageKind.describe(tag: MessageKind.backward.tag(3)).contains("backward"))
     }
 
+    /// A gather whose ranks are at different gathers stops at the root naming the rank,
+    /// instead of reading one gather's bytes as another's.
+    func testGathersOutOfStepAreCaught() throws {
+        let hub = InMemoryHub(size: 3)
+        hub.timeout = 5
+        let links = hub.links()
+        nonisolated(unsafe) var results = [Result<[Data]?, Error>?](repeating: nil, count: 3)
+        let lock = NSLock()
+        try runOnThreads(3) { r in
+            let purpose = r == 2 ? "checkpoint files" : "stage metrics"
+            let out = Result { try links[r].gatherData(Data([UInt8(r)]), root: 0, purpose: purpose) }
+            lock.lock(); results[r] = out; lock.unlock()
+        }
+        XCTAssertThrowsError(try results[0]!.get()) {
+            XCTAssert("\($0)".contains("gathering stage metrics got another gather's message from rank 2"), "\($0)")
+        }
+        // In step: every rank's bytes in rank order.
+        try runOnThreads(3) { r in
+            let all = try links[r].gatherData(Data([UInt8(10 + r)]), root: 0, purpose: "stage metrics")
+            if r == 0 { XCTAssertEqual(all, [Data([10]), Data([11]), Data([12])]) } else { XCTAssertNil(all) }
+        }
+        XCTAssertNotEqual(InMemoryLink.purposeMark("stage metrics"), InMemoryLink.purposeMark("checkpoint files"))
+    }
+
     func testParsing() throws {
         let a = try LinkModel.parse("80mbit")
         XCTAssertEqual(a.bitsPerSecond, 80e6); XCTAssertEqual(a.latency, 0)

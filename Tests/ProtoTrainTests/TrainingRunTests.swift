@@ -200,6 +200,9 @@ final class TrainingRunTests: XCTestCase {
             XCTAssert("\($0)".contains("already holds a log"), "\($0)")
         }
         XCTAssertEqual(try String(contentsOf: log, encoding: .utf8), "{}\n", "the log is untouched")
+        let unmade = work.appendingPathComponent("never")
+        XCTAssertThrowsError(try TrainingRun.checkOutputs(out: unmade, log: log, resume: false, modelBytes: 0))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: unmade.path), "a refused run leaves no folder behind")
         // A regular file where the folder should be; more bytes than any disk has.
         let file = work.appendingPathComponent("file")
         try Data("keep".utf8).write(to: file)
