@@ -160,7 +160,7 @@ public enum Checkpoint {
 
     /// Reads this rank's stage back, checking it against the manifest's entry.
     /// `manifestVersion` says which checksum `expected` holds.
-    public static func readStage(_ stage: PipelineStage, rank: Int, from dir: URL, expected: CheckpointFile, manifestVersion: Int = 2) throws {
+    public static func readStage(_ stage: PipelineStage, rank: Int, from dir: URL, expected: CheckpointFile, manifestVersion: Int) throws {
         let url = dir.appendingPathComponent(stageFileName(rank: rank))
         func bad(_ why: String) -> CheckpointError {
             CheckpointError("\(url.path): \(why)")

@@ -26,7 +26,7 @@ final class CheckpointTests: XCTestCase {
 
     func load(_ p: InProcessPipeline, from dir: URL) throws {
         let m = try Checkpoint.readManifest(dir)
-        for (r, s) in p.stages.enumerated() { try Checkpoint.readStage(s, rank: r, from: dir, expected: m.files[r]) }
+        for (r, s) in p.stages.enumerated() { try Checkpoint.readStage(s, rank: r, from: dir, expected: m.files[r], manifestVersion: m.version) }
     }
 
     func testResumeEqualsUninterrupted() throws {
@@ -81,7 +81,7 @@ final class CheckpointTests: XCTestCase {
         // A stage file of another rank.
         let d2 = try save(p, step: 3, id: identity(cfg, tc, split: [2, 2]))
         let m = try Checkpoint.readManifest(d2)
-        XCTAssertThrowsError(try Checkpoint.readStage(p.stages[0], rank: 0, from: d2, expected: m.files[1])) { _ in }
+        XCTAssertThrowsError(try Checkpoint.readStage(p.stages[0], rank: 0, from: d2, expected: m.files[1], manifestVersion: m.version)) { _ in }
     }
 
     func testMismatchSaysWhatDiffers() throws {
