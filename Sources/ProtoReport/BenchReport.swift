@@ -1,6 +1,7 @@
 // The compressed-vs-dense benchmark's results: one row per (codec, link), written as
 // Markdown, CSV and JSON, plus the plots.
 import Foundation
+import ProtoCore
 import ProtoPipeline
 
 /// What one training run measured on one emulated link.
@@ -156,6 +157,55 @@ public enum BenchReport {
         return try JSONSerialization.data(withJSONObject: all, options: [.prettyPrinted, .sortedKeys])
     }
 
+    /// The runs a `json` file holds, for drawing its plots again without training: each
+    /// run's step times and validation as measured (link-wait and bubble shares as their
+    /// step means), the target loss, and the plots' caption when the file recorded one.
+    /// Throws `ConfigError` naming what is missing.
+    public static func runs(fromJSON data: Data) throws -> (runs: [BenchRun], target: Double?, caption: String?) {
+        guard let all = try? JSONSerialization.jsonObject(with: data) as? [String: Any], let list = all["results"] as? [[String: Any]] else {
+            throw ConfigError.problem("not a protomodel bench results.json (no \"results\" list)")
+        }
+        let runs = try list.enumerated().map { i, o -> BenchRun in
+            func bad(_ what: String) -> ConfigError { .problem("results.json entry \(i + 1): \(what) is missing or not a number") }
+            guard let codec = o["codec"] as? String, let linkName = o["link"] as? String else { throw bad("codec or link") }
+            guard let times = o["step_times_s"] as? [Double], !times.isEmpty else { throw bad("step_times_s") }
+            guard let fwd = o["bytes_per_token_fwd"] as? Double, let bwd = o["bytes_per_token_bwd"] as? Double,
+                  let compression = o["compression"] as? Double else { throw bad("bytes_per_token_fwd/bwd or compression") }
+            let vals = (o["validation"] as? [[String: Any]] ?? []).compactMap { v -> (step: Int, loss: Double)? in
+                guard let s = v["step"] as? Int, let l = v["loss"] as? Double else { return nil }
+                return (s, l)
+            }
+            let link = try LinkModel.parse(linkName)
+            let clock = ClockMode(rawValue: o["clock"] as? String ?? "virtual") ?? .virtual
+            return BenchRun(codec: codec, link: link, clock: clock, bytesPerTokenForward: fwd, bytesPerTokenBackward: bwd,
+                            compression: compression, stepSeconds: times,
+                            linkWaitShares: Array(repeating: o["link_wait_share"] as? Double ?? 0, count: times.count),
+                            bubbleShares: Array(repeating: o["bubble_share"] as? Double ?? 0, count: times.count),
+                            validation: vals, finalTrainLoss: .nan)
+        }
+        // Files written before the caption was recorded: their notes say the same things.
+        let notes = (all["notes"] as? [String] ?? []).filter { $0.hasPrefix("model:") || $0.hasPrefix("run:") || $0.hasPrefix("clock:") }
+        return (runs, all["target_loss"] as? Double, all["caption"] as? String ?? (notes.isEmpty ? nil : notes.joined(separator: "; ")))
+    }
+
+    /// Writes every plot of `runs` into `dir` (step time vs bandwidth per latency, loss vs
+    /// time per link); returns the file names.
+    public static func writePlots(_ runs: [BenchRun], rows: [BenchRow], target: Double?, caption: String?, to dir: URL) throws -> [String] {
+        var plots: [String] = []
+        for lat in latencies(rows) {
+            let name = String(format: "steptime_vs_bandwidth_%gms.svg", lat * 1000)
+            try AtomicFile.write(Data(stepTimeVsBandwidth(rows, latency: lat, caption: caption).render().utf8), to: dir.appendingPathComponent(name))
+            plots.append(name)
+        }
+        var seen = Set<String>()
+        for l in runs.map(\.link.name) where seen.insert(l).inserted {
+            let name = "loss_vs_time_" + l.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() + ".svg"
+            try AtomicFile.write(Data(lossVsTime(runs, link: l, target: target, caption: caption).render().utf8), to: dir.appendingPathComponent(name))
+            plots.append(name)
+        }
+        return plots
+    }
+
     /// Validation loss against emulated wall-clock time, one line per codec, on one link.
     public static func lossVsTime(_ runs: [BenchRun], link: String, target: Double?, caption: String? = nil) -> SVGPlot {
         let series = runs.filter { $0.link.name == link }.map { r in
@@ -187,6 +237,13 @@ public enum BenchReport {
                            xLabel: "link bandwidth (bit/s, log scale)", yLabel: "steady step time (s)", logX: true, series: series, caption: caption)
         if let off = rows.first(where: { $0.run.link.isOff }) {
             plot.hLines = [(off.steady.seconds, "\(off.run.codec), no link: \(String(format: "%.3g", off.steady.seconds)) s")]
+        }
+        // Step times over more than 1.5 decades (fast links beside slow ones) on a log axis,
+        // so the fast end is not flattened onto zero.
+        let ys = series.flatMap(\.points).map(\.y) + plot.hLines.map(\.y)
+        if let lo = ys.min(), let hi = ys.max(), lo > 0, hi / lo > 30 {
+            plot.logY = true
+            plot.yLabel = "steady step time (s, log scale)"
         }
         return plot
     }

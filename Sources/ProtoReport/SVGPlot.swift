@@ -107,8 +107,11 @@ public struct SVGPlot {
         var xr = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
         var yr = (ys.min() ?? 0, ys.max() ?? 1)
         func widen(_ r: inout (Double, Double), log: Bool) {
+            let nonNegative = r.0 >= 0
             if r.1 - r.0 <= abs(r.1) * 1e-9 { r = log ? (r.0 / 2, r.1 * 2) : (r.0 - 0.5, r.1 + 0.5) }
             if log { r = (r.0 / 1.15, r.1 * 1.15) } else { let p = (r.1 - r.0) * 0.04; r = (r.0 - p, r.1 + p) }
+            // A linear axis of values that are not negative (times, losses) does not go below zero.
+            if !log && nonNegative { r.0 = max(0, r.0) }
         }
         widen(&xr, log: logX); widen(&yr, log: logY)
         let xt = logX ? Self.logTicks(xr.0, xr.1) : Self.niceTicks(xr.0, xr.1)

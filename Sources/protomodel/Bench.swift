@@ -35,7 +35,18 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Append a published reference table to the results (speedrun).", visibility: .hidden))
     var reference: String?
 
+    @Option(help: ArgumentHelp("Draw the plots of an earlier run again from DIR/results.json (into DIR), without training.", valueName: "DIR"))
+    var replot: String?
+
     func run() throws {
+        if let dir = replot {
+            let url = URL(fileURLWithPath: dir)
+            let (runs, target, caption) = try BenchReport.runs(fromJSON: FileIO.read(url.appendingPathComponent("results.json")))
+            let rows = BenchReport.rows(runs, tokensPerStep: 1, target: target, window: steadyWindow, tolerance: steadyTolerance)
+            let plots = try BenchReport.writePlots(runs, rows: rows, target: target, caption: caption, to: url)
+            print("wrote \(dir)/\(plots.joined(separator: ", "))")
+            return
+        }
         try runRanks(recvTimeout: pipeline.recvTimeout) { try bench($0) }
     }
 
@@ -127,19 +138,10 @@ struct Bench: ParsableCommand {
         if reference == "speedrun" { md += "\n" + Speedrun.referenceTable }
         try AtomicFile.write(Data(md.utf8), to: out.appendingPathComponent("results.md"))
         try AtomicFile.write(Data(BenchReport.csv(rows).utf8), to: out.appendingPathComponent("results.csv"))
-        try AtomicFile.write(BenchReport.json(rows, meta: ["notes": notes, "target_loss": target as Any]), to: out.appendingPathComponent("results.json"))
         let caption = "d=\(cfg.dModel) L=\(cfg.nLayer), \(size) stages, B=\(tc.batchSize) M=\(tc.microbatches) T=\(cfg.seqLen), \(session.clock.rawValue) clock, \(session.settings.linkKind.rawValue) links, stages at \(session.stageSpeed)"
-        var plots: [String] = []
-        for lat in BenchReport.latencies(rows) {
-            let name = String(format: "steptime_vs_bandwidth_%gms.svg", lat * 1000)
-            try AtomicFile.write(Data(BenchReport.stepTimeVsBandwidth(rows, latency: lat, caption: caption).render().utf8), to: out.appendingPathComponent(name))
-            plots.append(name)
-        }
-        for l in linkModels {
-            let name = "loss_vs_time_" + l.name.map { $0.isLetter || $0.isNumber ? String($0) : "_" }.joined() + ".svg"
-            try AtomicFile.write(Data(BenchReport.lossVsTime(runs, link: l.name, target: target, caption: caption).render().utf8), to: out.appendingPathComponent(name))
-            plots.append(name)
-        }
+        try AtomicFile.write(BenchReport.json(rows, meta: ["notes": notes, "target_loss": target as Any, "caption": caption]),
+                             to: out.appendingPathComponent("results.json"))
+        let plots = try BenchReport.writePlots(runs, rows: rows, target: target, caption: caption, to: out)
         print("")
         print(BenchReport.markdown(rows, notes: []))
         if reference == "speedrun" { print(Speedrun.referenceTable) }

@@ -53,6 +53,27 @@ final class BenchReportTests: XCTestCase {
         XCTAssertTrue(svg.contains("dense, no link"), "the unlimited link is one dashed reference")
         XCTAssertTrue(svg.contains(">cap<"), "the caption says what produced the figure")
         XCTAssertEqual(svg.components(separatedBy: "dense, no link").count - 1, 1, "drawn once")
+        XCTAssertFalse(BenchReport.stepTimeVsBandwidth(rows, latency: 0, caption: "").logY, "3 s and 1 s: a linear axis")
+        // Step times over more than 1.5 decades go on a log axis; no axis of times or losses
+        // reaches below zero.
+        let fast = try run("dense", "100gbit", step: 0.01, vals: [(10, 4), (50, 3)])
+        let wide = BenchReport.rows([b, fast], tokensPerStep: 1000, target: 3.2, window: 10, tolerance: 0.01)
+        let logPlot = BenchReport.stepTimeVsBandwidth(wide, latency: 0, caption: "")
+        XCTAssertTrue(logPlot.logY)
+        XCTAssertTrue(logPlot.yLabel.contains("log scale"))
+        for svg in [BenchReport.stepTimeVsBandwidth(rows, latency: 0, caption: "").render(),
+                    BenchReport.lossVsTime([a, b, c], link: "80mbit", target: 3.2).render()] {
+            XCTAssertFalse(svg.contains("text-anchor=\"end\">-") || svg.contains("text-anchor=\"middle\">-"), "a negative tick on a time or loss axis")
+        }
+        // --replot: the runs read back from results.json draw the same plots.
+        let back = try BenchReport.runs(fromJSON: BenchReport.json(rows, meta: ["target_loss": 3.2, "caption": "cap"]))
+        XCTAssertEqual(back.runs.count, 3); XCTAssertEqual(back.target, 3.2); XCTAssertEqual(back.caption, "cap")
+        let again = BenchReport.rows(back.runs, tokensPerStep: 1000, target: 3.2, window: 10, tolerance: 0.01)
+        XCTAssertEqual(BenchReport.stepTimeVsBandwidth(again, latency: 0, caption: "cap").render(),
+                       BenchReport.stepTimeVsBandwidth(rows, latency: 0, caption: "cap").render())
+        XCTAssertEqual(BenchReport.lossVsTime(back.runs, link: "80mbit", target: 3.2).render(),
+                       BenchReport.lossVsTime([a, b, c], link: "80mbit", target: 3.2).render())
+        XCTAssertThrowsError(try BenchReport.runs(fromJSON: Data("{}".utf8)))
         let loss = BenchReport.lossVsTime([a, b, c], link: "80mbit", target: 3.2).render()
         XCTAssertTrue(loss.contains("target 3.200"))
         XCTAssertTrue(loss.hasSuffix("</svg>\n"))
