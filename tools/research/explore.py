@@ -35,7 +35,7 @@ ap.add_argument("--every", type=int, default=1, help="adaptive/proj update every
 ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--seed", type=int, default=1337)
 ap.add_argument("--eval-every", type=int, default=100)
-ap.add_argument("--data", default="/work/main/data/kjv")
+ap.add_argument("--data", default="data/kjv", help="prepared data folder (run from the repository root)")
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.manual_seed(a.seed)
