@@ -252,7 +252,7 @@ public final class TrainingRun {
             }
             stage.replicaSyncEvery = settings.replicaSyncEvery
         }
-        try requireSameSeededTensors(Self.seededDigest(stage.model, seed: cfg.seed, adaptive: cfg.subspace?.adaptive != nil))
+        try requireSameSeededTensors(Self.seededDigest(stage.model, adaptive: cfg.subspace?.adaptive != nil))
         return (DistributedTrainer(stage: stage, split: split), cfg)
     }
 
@@ -276,14 +276,14 @@ public final class TrainingRun {
     }
 
     /// SHA-256 of what a stage rebuilds from the seed rather than trains or receives: E_fixed,
-    /// the seeded bases of learned projectors, and a fixed U (hex digests, concatenated).
-    static func seededDigest(_ model: StageModel, seed: UInt64, adaptive: Bool) -> String {
+    /// the seeded bases of learned projectors (as a fresh stage holds them), and a fixed U
+    /// (hex digests, concatenated).
+    static func seededDigest(_ model: StageModel, adaptive: Bool) -> String {
         var digest = ""
         if let f = model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
+        // A fresh stage holds its seeded bases as built (makeTrainer runs before any step or resume).
         for t in model.manifoldTensors {
-            var seeded = [Float](repeating: 0, count: t.count)
-            Basis.seed(&seeded, d: t.shape[0], k: t.shape[1], seed: seed, name: t.name)
-            digest += seeded.withUnsafeBytes { Digest.sha256($0) }
+            digest += Digest.sha256(UnsafeRawBufferPointer(start: model.params.ptr + t.offset, count: 4 * t.count))
         }
         if let u = model.subspace, !adaptive {
             digest += Digest.sha256(UnsafeRawBufferPointer(start: u.basis.ptr, count: 4 * u.d * u.k))
