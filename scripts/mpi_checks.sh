@@ -119,6 +119,13 @@ same_losses sub-np1 sub-np4
 run 1 subp-np1 "${common[@]}" --codec subspace --rank-k 16 --subspace-mode projected
 run 4 subp-np4 "${common[@]}" --codec subspace --rank-k 16 --subspace-mode projected --schedule gpipe
 same_losses subp-np1 subp-np4
+# Learned projectors across ranks and in one process: each stage holds only its boundaries'
+# bases and the start-up digest check compares each basis with its other holder's (it once
+# compared whole stages and refused every multi-rank run); one stage has no boundary to cross.
+# (Loss parity np1 vs np4 is XCTest's, to 1e-4 on the tiny model: here Adam and the retraction
+# amplify round-off to ~1 % by step 6.)
+run 1 proj-np1 "${common[@]}" --codec projector:8
+run 4 proj-np4 "${common[@]}" --codec projector:8
 
 # A killed rank ends the job (non-zero) within 30 s; resuming from the last checkpoint gives
 # the uninterrupted run's losses.

@@ -157,8 +157,11 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         case .subspace: return SubspaceCodec(subspace: model.subspace!, format: coords)
         case .projector:
             let lo = model.stage.layers.lowerBound, hi = model.stage.layers.upperBound
-            return SubspaceCodec(fixed: model.fixed!, input: model.projectors[lo - 1],
-                                 output: model.stage.hasHead ? nil : model.projectors[hi - 1], format: coords)
+            let input = model.projectors[lo - 1], output = model.stage.hasHead ? nil : model.projectors[hi - 1]
+            // One stage holding the whole model has no boundary: nothing crosses (the model
+            // still applies its projectors between its blocks).
+            guard input != nil || output != nil else { return DenseCodec() }
+            return SubspaceCodec(fixed: model.fixed!, input: input, output: output, format: coords)
         }
     }
 }

@@ -279,15 +279,14 @@ public final class TrainingRun {
     /// the seeded bases of learned projectors (as a fresh stage holds them), and a fixed U
     /// (hex digests, concatenated).
     static func seededDigest(_ model: StageModel, adaptive: Bool) -> String {
+        func line(_ name: String, _ p: UnsafePointer<Float>, _ n: Int) -> String {
+            "\(name)=\(Digest.sha256(UnsafeRawBufferPointer(start: p, count: 4 * n)))\n"
+        }
         var digest = ""
-        if let f = model.fixed { digest += Digest.sha256(UnsafeRawBufferPointer(start: f.table.ptr, count: 4 * f.table.count)) }
+        if let f = model.fixed { digest += line("E_fixed", f.table.ptr, f.table.count) }
         // A fresh stage holds its seeded bases as built (makeTrainer runs before any step or resume).
-        for t in model.manifoldTensors {
-            digest += Digest.sha256(UnsafeRawBufferPointer(start: model.params.ptr + t.offset, count: 4 * t.count))
-        }
-        if let u = model.subspace, !adaptive {
-            digest += Digest.sha256(UnsafeRawBufferPointer(start: u.basis.ptr, count: 4 * u.d * u.k))
-        }
+        for t in model.manifoldTensors { digest += line(t.name, model.params.ptr + t.offset, t.count) }
+        if let u = model.subspace, !adaptive { digest += line("U", u.basis.ptr, u.d * u.k) }
         return digest
     }
 
@@ -296,7 +295,18 @@ public final class TrainingRun {
     /// the ranks that differ named.
     func requireSameSeededTensors(_ digest: String) throws {
         let all = try link.gatherData(Data(digest.utf8), root: 0, purpose: "E_fixed and U digests")
-        let differing = all?.enumerated().filter { $0.element != all![0] }.map(\.offset) ?? []
+        // Ranks hold different tensors (a projector lives on the two stages of its boundary):
+        // each tensor's digest must equal the first rank's that holds it.
+        var first: [Substring: Substring] = [:]
+        let differing = (all ?? []).enumerated().filter { _, data in
+            var differs = false
+            for l in String(decoding: data, as: UTF8.self).split(separator: "\n") {
+                guard let eq = l.firstIndex(of: "=") else { continue }
+                let name = l[..<eq], sha = l[l.index(after: eq)...]
+                if let seen = first[name] { differs = differs || seen != sha } else { first[name] = sha }
+            }
+            return differs
+        }.map(\.offset)
         try Self.agree(link, differing.isEmpty ? nil : "ranks \(differing.map(String.init).joined(separator: ", ")) rebuilt a different E_fixed or U from the seed than rank 0 (different CPU arithmetic or protomodel build); run every rank with the same build on the same kind of CPU", everyRankSays: false)
     }
 
