@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Dev-only: the 8-stage pipeline's wall-clock speed, link off, alternated in one run (noise
+# hits all three): `mpirun -np 8 protomodel train` (1 thread per rank), the single-process
+# engine on the same model and tokens per step (`bench-engine`, 2 threads), and
+# torch.distributed.pipelining (Schedule1F1B, gloo, 1 thread per stage). Prints the medians,
+# the ratios and the peak resident memory per rank.
+# Needs: pip install "torch==2.13.0+cpu"; data/kjv (scripts/setup.sh).
+# Usage: tools/reference/bench_pipeline.sh [rounds]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3}
+source scripts/env.sh
+swift build -c release --product protomodel >/dev/null
+# d=256 L=8 NH=8 T=256 V=1024 (the `small` preset), 8 micro-batches of 4 rows = 8,192 tokens/step.
+model=(--d-model 256 --n-layer 8 --n-head 8 --seq-len 256 --vocab-size 1024)
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+pp=(); single=(); torch=()
+for r in $(seq "$rounds"); do
+  mpirun --oversubscribe -np 8 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE .build/release/protomodel train \
+    "${model[@]}" --batch-size 4 --microbatches 8 --steps 15 --warmup 1 --eval-every 0 --eval-batches 1 \
+    --out "$tmp/run$r" --log "$tmp/run$r.jsonl" >/dev/null
+  pp+=("$tmp/run$r.jsonl")
+  single+=("$(.build/release/protomodel bench-engine "${model[@]}" --batch-size 32 --steps 6 --warmup 2 --threads 2 --json)")
+  torch+=("$( (cd tools/reference && OPENBLAS_CORETYPE= python3 bench_pipeline_torch.py "${model[@]}" --steps 12 --warmup 3) 2>/dev/null)")
+done
+python3 - "$rounds" "${pp[@]}" "${single[@]}" "${torch[@]}" <<'PY'
+import json, statistics, sys
+n = int(sys.argv[1]); a = sys.argv[2:]
+pp_files, single, torch = a[:n], [json.loads(x) for x in a[n:2 * n]], [json.loads(x) for x in a[2 * n:]]
+pp, pp_rss = [], None
+for f in pp_files:
+    recs = [json.loads(l) for l in open(f)]
+    steps = [r["step_time_s"] for r in recs if r.get("type") == "step"][3:]  # after 3 warm-up steps
+    pp.append(8192 / statistics.median(steps))
+    pp_rss = next(r["peak_rss_mb"] for r in recs if r.get("type") == "summary")
+med = statistics.median
+p, s, t = med(pp), med(r["tokens_per_s"] for r in single), med(r["tokens_per_s"] for r in torch)
+print(f"model d=256 L=8 NH=8 T=256 V=1024, 8 micro-batches x 4 rows = 8192 tokens/step, link off, {n} rounds, medians")
+print(f"protomodel 8-rank pipeline   {p:7.0f} tokens/s   rounds: {', '.join(f'{x:.0f}' for x in pp)}")
+print(f"protomodel single process    {s:7.0f} tokens/s   (2 threads, B=32)   rounds: {', '.join('%.0f' % r['tokens_per_s'] for r in single)}")
+print(f"torch.distributed.pipelining {t:7.0f} tokens/s   rounds: {', '.join('%.0f' % r['tokens_per_s'] for r in torch)}")
+print(f"pipeline / single process    {p / s:.3f}   (target >= 0.95)")
+print(f"pipeline / torch pipelining  {p / t:.2f}x  (target >= 1.5x)")
+print("peak RSS per rank, MiB: protomodel " + ", ".join(f"{x:.0f}" for x in pp_rss)
+      + " | torch " + ", ".join(f"{x:.0f}" for x in torch[-1]["peak_rss_mb"]))
+PY
