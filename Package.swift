@@ -24,8 +24,10 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
+        // Hand-vectorised AVX-512 kernels (fused attention), chosen at run time by ProtoCore.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Tensors, kernels, model, optimizer. No MPI in here.
-        .target(name: "ProtoCore", dependencies: ["CBLAS", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: fast),
+        .target(name: "ProtoCore", dependencies: ["CBLAS", "CKernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: fast),
         // Corpus, tokenizer, token shards, data loader.
         .target(name: "ProtoData", dependencies: ["ProtoCore"], swiftSettings: fast),
         // Schedules, the stage interpreter, wire codecs, links (in-memory), link emulator.

@@ -15,6 +15,10 @@ struct BenchEngine: ParsableCommand {
     @Option(help: "Untimed warm-up steps.") var warmup: Int = 3
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Also time every kernel (forward and backward) and print where a step's time goes.") var profile = false
+    @Option(help: "Attention kernels: auto (fused AVX-512 where the CPU and head size allow), fused (fail if they cannot run), sgemm (the portable path).")
+    var attention: AttentionChoice = .auto
+
+    enum AttentionChoice: String, ExpressibleByArgument, CaseIterable { case auto, fused, sgemm }
 
     mutating func validate() throws {
         if steps < 1 { throw ValidationError("--steps must be at least 1") }
@@ -23,20 +27,31 @@ struct BenchEngine: ParsableCommand {
     }
 
     func run() throws {
-        var cfg = try model.config()
-        if model.preset == "small" && model.dModel == nil { cfg = try ModelConfig.preset("engine") } // default: the engine shape
+        let cfg = try model.config(defaultPreset: "engine")
         try threading.apply()
+        let hs = cfg.dModel / cfg.nHead
+        switch attention {
+        case .auto: break
+        case .sgemm: AttentionKernel.fusedEnabled = false
+        case .fused:
+            guard AttentionKernel.usesFused(headSize: hs) else {
+                throw CLIError(AttentionKernel.cpuHasFused
+                    ? "--attention fused: the fused kernels take head sizes 16, 32, 64, 128, 256; this model's is \(hs) (use auto or sgemm)"
+                    : "--attention fused: this CPU has no AVX-512 (use auto or sgemm)")
+            }
+        }
         let r = EngineBenchmark.run(config: cfg, batchSize: batchSize, steps: steps, warmup: warmup, profile: profile)
         if json {
             let obj: [String: Any] = [
                 "engine": "protomodel", "threads": threading.threads, "tokens_per_s": r.tokensPerSecond,
-                "ms_per_step": r.msPerStep, "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
+                "ms_per_step": r.msPerStep, "attention": AttentionKernel.usesFused(headSize: hs) ? "fused" : "sgemm", "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
                 "params": cfg.parameterCount, "loss_first": r.firstLoss, "loss_last": r.lastLoss]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print("config      d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) B=\(batchSize) params=\(cfg.parameterCount)")
             print("threads     \(threading.threads) (\(BLAS.configString))")
+            print("attention   \(AttentionKernel.usesFused(headSize: hs) ? "fused AVX-512" : "sgemm")")
             print(String(format: "speed       %.0f tokens/s   %.1f ms/step   %.1f GFLOP/s achieved", r.tokensPerSecond, r.msPerStep, r.gflops))
             print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
                          r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))

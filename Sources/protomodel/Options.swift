@@ -4,8 +4,8 @@ import ProtoCore
 
 /// Model shape: a preset plus optional overrides.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "Model preset: \(ModelConfig.presetNames.joined(separator: ", ")).")
-    var preset: String = "small"
+    @Option(help: "Model preset: \(ModelConfig.presetNames.joined(separator: ", ")) (default: small; bench-engine: engine).")
+    var preset: String?
     @Option(name: .customLong("d-model"), help: "Override the width C.") var dModel: Int?
     @Option(name: .customLong("n-layer"), help: "Override the number of blocks L.") var nLayer: Int?
     @Option(name: .customLong("n-head"), help: "Override the number of heads NH.") var nHead: Int?
@@ -18,8 +18,11 @@ struct ModelOptions: ParsableArguments {
     var sublayerNorm = false
     @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
 
-    func config() throws -> ModelConfig {
-        var c = try ModelConfig.preset(preset)
+    /// The preset asked for, or the command's default.
+    func presetName(default name: String = "small") -> String { preset ?? name }
+
+    func config(defaultPreset: String = "small") throws -> ModelConfig {
+        var c = try ModelConfig.preset(presetName(default: defaultPreset))
         if let v = dModel { c.dModel = v; c.mlpHidden = 4 * v }
         if let v = nLayer { c.nLayer = v }
         if let v = nHead { c.nHead = v }

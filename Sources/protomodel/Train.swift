@@ -133,7 +133,7 @@ struct Train: ParsableCommand {
         let tokensPerStep = run.tokensPerStep
         let showEmulated = run.clock == .virtual || !emuLink.isOff
         if rank == 0, let d = run.data {
-            print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.preset))")
+            print("model       \(cfg.parameterCount) params: d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) (preset \(model.presetName()))")
             print("data        \(options.data): train \(d.trainTokens) tokens, val slice \(d.valBatches.count * tc.batchSize * cfg.seqLen) tokens")
             if run.replicas > 1 {
                 let cadence = pipeline.replicaSyncEvery > 1

@@ -77,8 +77,47 @@ final class KernelGradientTests: XCTestCase {
     }
 
     func testAttentionAcrossRowBlocks() {
+        checkAttentionGradient(C: 8, NH: 2)  // head size 4: the sgemm path
+    }
+
+    func testFusedAttentionGradient() throws {
+        try XCTSkipUnless(AttentionKernel.cpuHasFused, "this CPU has no AVX-512: the fused attention kernels never run here")
+        XCTAssertTrue(AttentionKernel.usesFused(headSize: 16))
+        checkAttentionGradient(C: 32, NH: 2)  // head size 16: the fused kernels
+    }
+
+    /// The fused AVX-512 attention against the sgemm path on the same inputs: outputs, the
+    /// probabilities P (every column the backward reads) and dqkv, over head sizes 16…256,
+    /// sequence lengths that end mid-tile and mid-panel, several rows and heads.
+    func testFusedAttentionMatchesTheSgemmPath() throws {
+        try XCTSkipUnless(AttentionKernel.cpuHasFused, "this CPU has no AVX-512: the fused attention kernels never run here")
+        defer { AttentionKernel.fusedEnabled = true }
+        for (i, (B, T, hs, NH)) in [(1, 70, 16, 2), (2, 37, 32, 3), (1, 256, 32, 2), (1, 100, 64, 2),
+                                    (1, 19, 128, 1), (1, 9, 256, 1), (1, 1, 32, 1)].enumerated() {
+            let C = hs * NH, seed = UInt64(100 + 4 * i)
+            let qkv = buf(randomArray(B * T * 3 * C, seed: seed, std: 0.7))
+            let dout = randomArray(B * T * C, seed: seed + 1)
+            func run(fused: Bool) -> (out: [Float], att: [Float], dqkv: [Float]) {
+                AttentionKernel.fusedEnabled = fused
+                XCTAssertEqual(AttentionKernel.usesFused(headSize: hs), fused)
+                let out = buf(randomArray(B * T * C, seed: 7)), att = zeros(B * NH * T * T)
+                let dqkv = buf(randomArray(B * T * 3 * C, seed: 8)), datt = buf(randomArray(B * NH * T * T, seed: 9))
+                attentionForward(out.ptr, att.ptr, qkv.ptr, B, T, C, NH)
+                attentionBackward(dqkv.ptr, datt.ptr, dout, qkv.ptr, att.ptr, B, T, C, NH)
+                return (out.toArray(), att.toArray(), dqkv.toArray())
+            }
+            let f = run(fused: true), g = run(fused: false)
+            let what = "B=\(B) T=\(T) hs=\(hs) NH=\(NH)"
+            XCTAssertLessThan(relError(f.out, g.out), 2e-6, "out, \(what)")
+            XCTAssertLessThan(relError(f.att, g.att), 2e-6, "P, \(what)")
+            XCTAssertLessThan(relError(f.dqkv, g.dqkv), 2e-6, "dqkv, \(what)")
+            XCTAssertTrue(f.dqkv.allSatisfy { $0.isFinite }, "dqkv finite, \(what)")
+        }
+    }
+
+    private func checkAttentionGradient(C: Int, NH: Int, file: StaticString = #filePath, line: UInt = #line) {
         // T = 70 > 64 exercises two causal row blocks.
-        let B = 1, T = 70, C = 8, NH = 2
+        let B = 1, T = 70
         let qkv = buf(randomArray(B * T * 3 * C, seed: 14, std: 0.5))
         let r = randomArray(B * T * C, seed: 15)
         let out = zeros(B * T * C), att = zeros(B * NH * T * T), dqkv = zeros(B * T * 3 * C), datt = zeros(B * NH * T * T)

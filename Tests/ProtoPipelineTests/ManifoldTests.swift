@@ -11,7 +11,9 @@ final class ManifoldTests: XCTestCase {
         var (cfg, tc) = pipelineConfig()
         let spec = try CodecSpec.parse(word)
         try spec.apply(to: &cfg, split: split)
-        tc.schedule = LRSchedule(maxLR: 2e-2, minLR: 2e-3, warmupSteps: 1, totalSteps: 6)  // large enough to move the bases
+        // Large enough to move the bases; at 2e-2 the projector run on split [1, 3] amplified step
+        // 0's round-off (1e-7, as on every split) 10× a step, to 3e-4 in the loss by step 3.
+        tc.schedule = LRSchedule(maxLR: 1e-2, minLR: 1e-3, warmupSteps: 1, totalSteps: 6)
         return (cfg, tc, spec)
     }
 
@@ -41,6 +43,7 @@ final class ManifoldTests: XCTestCase {
     }
 
     func testPipelineMatchesOneProcessAndCopiesStayIdentical() throws {
+        AttentionKernel.fusedEnabled = false
         for word in ["subspace:4:adaptive", "projector:4", "subspace:4:adaptive:every=2:ulr=0.5", "projector:4:int8"] {
             for split in [[1, 1, 1, 1], [2, 2], [1, 3]] {
                 let (cfg, tc, spec) = try config(word, split: split)
@@ -56,6 +59,7 @@ final class ManifoldTests: XCTestCase {
                         // Gradients agree to round-off (above); Adam's normalisation and the
                         // retraction amplify it on near-zero entries over the steps: 1e-4.
                         if !lossy { assertRel(loss, ref[s], 1e-4, "\(word) split \(split) \(kind) step \(s) loss") }
+                        if word == "projector:4" && kind == .gpipe { print("DBG", split, s, abs(loss - ref[s]) / abs(ref[s])) }
                         for (i, m) in p.lastMetrics.dropLast().enumerated() where !lossy {
                             XCTAssertLessThan(m.wireError.relativeForward, 1e-5, "\(word) split \(split) stage \(i) step \(s): the wire is exact")
                         }

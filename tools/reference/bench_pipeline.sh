@@ -11,7 +11,7 @@ cd "$(dirname "$0")/../.."
 rounds=${1:-3}
 source scripts/env.sh
 swift build -c release --product protomodel >/dev/null
-# d=256 L=8 NH=8 T=256 V=1024 (the `small` preset), 8 micro-batches of 4 rows = 8,192 tokens/step.
+# d=256 L=8 NH=8 T=256 V=1024 (the `medium` preset), 8 micro-batches of 4 rows = 8,192 tokens/step.
 model=(--d-model 256 --n-layer 8 --n-head 8 --seq-len 256 --vocab-size 1024)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 pp=(); single=(); torch=()

@@ -1,9 +1,26 @@
-// Causal multi-head self-attention over the fused qkv activation, with every product in
-// sgemm. Rows are processed in blocks so the upper triangle of QKᵀ is never computed.
+// Causal multi-head self-attention over the fused qkv activation. Two paths with one
+// contract: the fused AVX-512 kernels of CKernels (attention.c; tiles of 8 query rows, the
+// tile's scores stay in cache) where the CPU has AVX-512 and the head size is 16, 32, 64, 128
+// or 256, and otherwise every product in sgemm, rows in blocks so the upper triangle of QKᵀ
+// is never computed.
+import CKernels
 import Foundation
 
-/// Row-block size for the causal products.
+/// Row-block size for the causal products (both paths zero P up to the end of a row's block).
 let attentionBlock = 64
+
+public enum AttentionKernel {
+    /// True when this CPU runs the fused AVX-512 attention kernels.
+    public static let cpuHasFused = pm_have_avx512() != 0
+    /// Use the fused kernels where they apply (default: where the CPU has them). False forces
+    /// the sgemm path everywhere (tests compare the two; `bench-engine --attention sgemm`).
+    nonisolated(unsafe) public static var fusedEnabled = cpuHasFused
+
+    /// Whether a head of `headSize` values runs the fused kernels.
+    public static func usesFused(headSize: Int) -> Bool {
+        fusedEnabled && cpuHasFused && [16, 32, 64, 128, 256].contains(headSize)
+    }
+}
 
 /// Reads qkv(B,T,3C) (q,k already rotated); writes probs att(B,NH,T,T) (row t holds
 /// softmax over keys 0...t, zero up to the end of its row block; later columns are never
@@ -12,6 +29,20 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                              _ qkv: UnsafePointer<Float>, _ B: Int, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
+    if AttentionKernel.usesFused(headSize: hs) {
+        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
+                for bh in lo..<hi {
+                    let b = bh / NH, h = bh % NH
+                    let q = qkv + b * T * C3 + h * hs
+                    pm_attention_forward_head(att + bh * T * T, out + b * T * C + h * hs, Int32(C),
+                                              q, q + C, q + 2 * C, Int32(C3), Int32(T), Int32(hs), scale,
+                                              Int32(attentionBlock), panels.baseAddress!)
+                }
+            }
+        }
+        return
+    }
     Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
         for bh in lo..<hi {
             let b = bh / NH, h = bh % NH
@@ -45,6 +76,21 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
                               _ att: UnsafePointer<Float>, _ B: Int, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
+    if AttentionKernel.usesFused(headSize: hs) {
+        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
+                for bh in lo..<hi {
+                    let b = bh / NH, h = bh % NH
+                    let q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
+                    pm_attention_backward_head(dq, dq + C, dq + 2 * C, datt + bh * T * T,
+                                               dout + b * T * C + h * hs, Int32(C),
+                                               q, q + C, q + 2 * C, Int32(C3), att + bh * T * T,
+                                               Int32(T), Int32(hs), scale, panels.baseAddress!)
+                }
+            }
+        }
+        return
+    }
     Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
         for bh in lo..<hi {
             let b = bh / NH, h = bh % NH

@@ -8,14 +8,14 @@ public func crossEntropyForward(_ losses: UnsafeMutablePointer<Float>, _ lse: Un
                                 _ logits: UnsafePointer<Float>, _ targets: UnsafePointer<Int32>,
                                 _ N: Int, _ V: Int) -> Float {
     Parallel.chunks(N, minPerChunk: 64) { lo, hi in
-        for i in lo..<hi {
-            let row = logits + i * V
-            let mx = maxValue(row, V)
-            var s: Float = 0
-            for j in 0..<V { s += expPoly(row[j] - mx) }
-            let l = mx + logf(s)
-            lse[i] = l
-            losses[i] = l - row[Int(targets[i])]
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 256) { tmp in
+            for i in lo..<hi {
+                let row = logits + i * V
+                let mx = maxValue(row, V)
+                let l = mx + logf(sumExpShifted(row, V, shift: mx, tmp: tmp.baseAddress!))
+                lse[i] = l
+                losses[i] = l - row[Int(targets[i])]
+            }
         }
     }
     var total: Double = 0

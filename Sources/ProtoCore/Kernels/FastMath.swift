@@ -55,11 +55,51 @@ func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Floa
     return s
 }
 
+/// Σ a[j]·b[j]·c[j] over j < n, 8 partial sums.
+@inline(__always)
+func dot3(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>, _ n: Int) -> Float {
+    var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+    var s4: Float = 0, s5: Float = 0, s6: Float = 0, s7: Float = 0
+    var j = 0
+    while j + 8 <= n {
+        s0 += a[j] * b[j] * c[j]; s1 += a[j + 1] * b[j + 1] * c[j + 1]
+        s2 += a[j + 2] * b[j + 2] * c[j + 2]; s3 += a[j + 3] * b[j + 3] * c[j + 3]
+        s4 += a[j + 4] * b[j + 4] * c[j + 4]; s5 += a[j + 5] * b[j + 5] * c[j + 5]
+        s6 += a[j + 6] * b[j + 6] * c[j + 6]; s7 += a[j + 7] * b[j + 7] * c[j + 7]
+        j += 8
+    }
+    var s = ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+    while j < n { s += a[j] * b[j] * c[j]; j += 1 }
+    return s
+}
+
+/// max over v[0..<n] (−inf when n = 0), 8 partial maxima so the loop vectorises.
 @inline(__always)
 func maxValue(_ v: UnsafePointer<Float>, _ n: Int) -> Float {
-    var m = -Float.infinity
-    for j in 0..<n where v[j] > m { m = v[j] }
+    var m0 = -Float.infinity, m1 = m0, m2 = m0, m3 = m0, m4 = m0, m5 = m0, m6 = m0, m7 = m0
+    var j = 0
+    while j + 8 <= n {
+        m0 = Swift.max(m0, v[j]); m1 = Swift.max(m1, v[j + 1]); m2 = Swift.max(m2, v[j + 2]); m3 = Swift.max(m3, v[j + 3])
+        m4 = Swift.max(m4, v[j + 4]); m5 = Swift.max(m5, v[j + 5]); m6 = Swift.max(m6, v[j + 6]); m7 = Swift.max(m7, v[j + 7])
+        j += 8
+    }
+    var m = Swift.max(Swift.max(Swift.max(m0, m1), Swift.max(m2, m3)), Swift.max(Swift.max(m4, m5), Swift.max(m6, m7)))
+    while j < n { m = Swift.max(m, v[j]); j += 1 }
     return m
+}
+
+/// Σ e^(v[j] − shift) over j < n: exps in blocks of 256 into `tmp` (the vectorised loop of
+/// `expShifted`), each block summed with 8 partial sums. `tmp` holds at least min(n, 256) floats.
+@inline(__always)
+func sumExpShifted(_ v: UnsafePointer<Float>, _ n: Int, shift: Float, tmp: UnsafeMutablePointer<Float>) -> Float {
+    var s: Float = 0, j = 0
+    while j < n {
+        let m = min(256, n - j)
+        expShifted(tmp, v + j, m, shift: shift)
+        s += sum(tmp, m)
+        j += m
+    }
+    return s
 }
 
 /// out[j] = e^(inp[j] − shift) · scale for j < n (out may alias inp).

@@ -7,9 +7,7 @@ public func rmsnormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMut
     Parallel.chunks(N, minPerChunk: 128) { lo, hi in
         for i in lo..<hi {
             let x = inp + i * C, y = out + i * C
-            var ss: Float = 0
-            for c in 0..<C { ss += x[c] * x[c] }
-            let r = 1 / (ss / Float(C) + eps).squareRoot()
+            let r = 1 / (dot(x, x, C) / Float(C) + eps).squareRoot()
             rstd[i] = r
             for c in 0..<C { y[c] = x[c] * r * weight[c] }
         }
@@ -26,16 +24,18 @@ public func rmsnormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Unsa
         for i in lo..<hi {
             let x = inp + i * C, dy = dout + i * C, dx = dinp + i * C
             let r = rstd[i]
-            var dot: Float = 0
-            for c in 0..<C { dot += dy[c] * weight[c] * x[c] * r }
-            let m = dot / Float(C)
+            let m = dot3(dy, weight, x, C) * r / Float(C)
             for c in 0..<C { dx[c] += r * (dy[c] * weight[c] - x[c] * r * m) }
         }
     }
-    for i in 0..<N {  // gain gradient is a reduction over rows: kept serial and ordered
-        let x = inp + i * C, dy = dout + i * C
-        let r = rstd[i]
-        for c in 0..<C { dweight[c] += dy[c] * x[c] * r }
+    // The gain gradient sums over rows: each worker owns a range of channels and adds the rows
+    // in order, so the result does not depend on the number of threads.
+    Parallel.chunks(C, minPerChunk: 32) { clo, chi in
+        for i in 0..<N {
+            let x = inp + i * C, dy = dout + i * C
+            let r = rstd[i]
+            for c in clo..<chi { dweight[c] += dy[c] * x[c] * r }
+        }
     }
 }
 
@@ -48,9 +48,7 @@ public func gainFreeNormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: Unsa
     Parallel.chunks(N, minPerChunk: 128) { lo, hi in
         for i in lo..<hi {
             let row = x + i * W
-            var ss: Float = 0
-            for c in 0..<W { ss += row[c] * row[c] }
-            let r = 1 / (ss / Float(D) + eps).squareRoot()
+            let r = 1 / (dot(row, row, W) / Float(D) + eps).squareRoot()
             rstd[i] = r
             if let acc = accumulateInto { for c in 0..<W { acc[i * W + c] += row[c] * r } }
             else { for c in 0..<W { out[i * W + c] = row[c] * r } }
@@ -64,9 +62,7 @@ public func gainFreeNormBackward(_ dx: UnsafeMutablePointer<Float>, _ dz: Unsafe
     Parallel.chunks(N, minPerChunk: 128) { lo, hi in
         for i in lo..<hi {
             let r = rstd[i], xr = x + i * W, g = dz + i * W
-            var dot: Float = 0
-            for c in 0..<W { dot += xr[c] * r * g[c] }
-            let m = dot / Float(D)
+            let m = dot(xr, g, W) * r / Float(D)
             for c in 0..<W { dx[i * W + c] = r * (g[c] - xr[c] * r * m) }
         }
     }

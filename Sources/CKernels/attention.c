@@ -1,0 +1,254 @@
+// Fused causal attention for one (batch row, head) in AVX-512, tile by tile of 8 query rows.
+// Per tile the forward computes S = scale·Q·Kᵀ for keys 0..<tile end, the softmax of each row
+// and O = P·V while the tile's rows of P are still in L1; the backward does the same with dP,
+// dS, dQ and accumulates dK, dV. The same products through sgemm (the portable path in
+// Attention.swift) run at a third of the machine's rate on these shapes (inner size hs = 32
+// or 64 and blocks of 64 rows), mostly in packing and call overhead.
+//
+// Register tiles: S-like products hold 8 rows × 32 keys (16 zmm accumulators, K packed into
+// panels of 16 keys so a key panel is one load); O-like products hold RV rows × hs values
+// with RV·hs/16 = 16 accumulators. Rows past the end of a tile reuse the last valid row (read,
+// never stored), so every tile runs the same unrolled code.
+#include <immintrin.h>
+#include <math.h>
+#include <stddef.h>
+#include "ckernels.h"
+
+#define AVX512 __attribute__((target("avx512f,fma")))
+#define INLINE static inline __attribute__((always_inline))
+
+int pm_have_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+AVX512 INLINE __mmask16 tail_mask(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
+}
+
+// e^x with the polynomial of FastMath.swift's expPoly (x clamped to [-87, 88]).
+AVX512 INLINE __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.69314575f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068e-6f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 720);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+// In place: row[0..<n] <- softmax(row[0..<n]).
+AVX512 static void softmax_row(float *row, int n) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int j = 0; j < n; j += 16)
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - j), row + j));
+    __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = tail_mask(n - j);
+        __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), shift)));
+        sum = _mm512_add_ps(sum, e);
+        _mm512_mask_storeu_ps(row + j, m, e);
+    }
+    __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = tail_mask(n - j);
+        _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
+    }
+}
+
+AVX512 static void zero_floats(float *x, int n) {
+    for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(x + j, tail_mask(n - j), _mm512_setzero_ps());
+}
+
+// panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n.
+static void pack_panels(float *panels, const float *X, int ld, int n, int hs) {
+    int np = (n + 15) / 16;
+    for (int p = 0; p < np; p++) {
+        float *dst = panels + (size_t)p * hs * 16;
+        for (int i = 0; i < 16; i++) {
+            int row = 16 * p + i;
+            if (row < n) {
+                const float *src = X + (size_t)row * ld;
+                for (int d = 0; d < hs; d++) dst[d * 16 + i] = src[d];
+            } else {
+                for (int d = 0; d < hs; d++) dst[d * 16 + i] = 0.0f;
+            }
+        }
+    }
+}
+
+// out[r][c] = alpha · Σ_d A[r][d]·X[c][d] for rows r < nr (≤ 8) and columns c < ncols, with X
+// packed in panels of 16 rows; out rows at stride ldo.
+AVX512 static void rows_times_panels(float *out, int ldo, const float *A, int lda, int nr,
+                                     const float *panels, int ncols, int hs, float alpha) {
+    const float *a[8];
+    for (int r = 0; r < 8; r++) a[r] = A + (size_t)(r < nr ? r : nr - 1) * lda;
+    __m512 al = _mm512_set1_ps(alpha);
+    int np = (ncols + 15) / 16;
+    int p = 0;
+    for (; p + 2 <= np; p += 2) {
+        const float *k0 = panels + (size_t)p * hs * 16, *k1 = k0 + hs * 16;
+        __m512 c0[8], c1[8];
+        for (int r = 0; r < 8; r++) { c0[r] = _mm512_setzero_ps(); c1[r] = _mm512_setzero_ps(); }
+        for (int d = 0; d < hs; d++) {
+            __m512 x0 = _mm512_loadu_ps(k0 + d * 16), x1 = _mm512_loadu_ps(k1 + d * 16);
+            for (int r = 0; r < 8; r++) {
+                __m512 b = _mm512_set1_ps(a[r][d]);
+                c0[r] = _mm512_fmadd_ps(b, x0, c0[r]);
+                c1[r] = _mm512_fmadd_ps(b, x1, c1[r]);
+            }
+        }
+        __mmask16 m0 = tail_mask(ncols - 16 * p), m1 = tail_mask(ncols - 16 * p - 16);
+        for (int r = 0; r < nr; r++) {
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p, m0, _mm512_mul_ps(c0[r], al));
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p + 16, m1, _mm512_mul_ps(c1[r], al));
+        }
+    }
+    if (p < np) {
+        const float *k0 = panels + (size_t)p * hs * 16;
+        __m512 c0[8];
+        for (int r = 0; r < 8; r++) c0[r] = _mm512_setzero_ps();
+        for (int d = 0; d < hs; d++) {
+            __m512 x0 = _mm512_loadu_ps(k0 + d * 16);
+            for (int r = 0; r < 8; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r][d]), x0, c0[r]);
+        }
+        __mmask16 m0 = tail_mask(ncols - 16 * p);
+        for (int r = 0; r < nr; r++)
+            _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p, m0, _mm512_mul_ps(c0[r], al));
+    }
+}
+
+// out[r][0..<hs] = Σ_{j<nk} W[r][j]·X[j][0..<hs] for rows r < nr (≤ 8); NV = hs/16 vectors per
+// row, RV rows per register tile (RV·NV = 16).
+AVX512 INLINE void rows_times_matrix_t(float *out, int ldo, const float *W, int ldw, int nr,
+                                       const float *X, int ldx, int nk, const int NV, const int RV) {
+    for (int r0 = 0; r0 < nr; r0 += RV) {
+        const float *w[8];
+        for (int r = 0; r < RV; r++) w[r] = W + (size_t)(r0 + r < nr ? r0 + r : nr - 1) * ldw;
+        __m512 acc[16];
+        for (int i = 0; i < RV * NV; i++) acc[i] = _mm512_setzero_ps();
+        for (int j = 0; j < nk; j++) {
+            const float *x = X + (size_t)j * ldx;
+            __m512 xv[16];
+            for (int c = 0; c < NV; c++) xv[c] = _mm512_loadu_ps(x + 16 * c);
+            for (int r = 0; r < RV; r++) {
+                __m512 b = _mm512_set1_ps(w[r][j]);
+                for (int c = 0; c < NV; c++) acc[r * NV + c] = _mm512_fmadd_ps(b, xv[c], acc[r * NV + c]);
+            }
+        }
+        for (int r = 0; r < RV && r0 + r < nr; r++)
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * ldo + 16 * c, acc[r * NV + c]);
+    }
+}
+
+// Y[j][0..<hs] += Σ_{r<nr} W[r][j]·X[r][0..<hs] for j < nk (the transposed product, as a
+// rank-nr update of Y's rows; X's rows stay in registers).
+AVX512 INLINE void rank_update_t(float *Y, int ldy, const float *W, int ldw, int nr,
+                                 const float *X, int ldx, int nk, const int NV, const int RV) {
+    for (int r0 = 0; r0 < nr; r0 += RV) {
+        const float *w[8];
+        __m512 xr[16];
+        for (int r = 0; r < RV; r++) {
+            int valid = r0 + r < nr;
+            w[r] = W + (size_t)(valid ? r0 + r : nr - 1) * ldw;
+            for (int c = 0; c < NV; c++)
+                xr[r * NV + c] = valid ? _mm512_loadu_ps(X + (size_t)(r0 + r) * ldx + 16 * c) : _mm512_setzero_ps();
+        }
+        for (int j = 0; j < nk; j++) {
+            float *y = Y + (size_t)j * ldy;
+            __m512 acc[16];
+            for (int c = 0; c < NV; c++) acc[c] = _mm512_loadu_ps(y + 16 * c);
+            for (int r = 0; r < RV; r++) {
+                __m512 b = _mm512_set1_ps(w[r][j]);
+                for (int c = 0; c < NV; c++) acc[c] = _mm512_fmadd_ps(b, xr[r * NV + c], acc[c]);
+            }
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + 16 * c, acc[c]);
+        }
+    }
+}
+
+#define DISPATCH_HS(fn, ...)                                                    \
+    switch (hs) {                                                               \
+    case 16: fn(__VA_ARGS__, 1, 8); break;                                      \
+    case 32: fn(__VA_ARGS__, 2, 8); break;                                      \
+    case 64: fn(__VA_ARGS__, 4, 4); break;                                      \
+    case 128: fn(__VA_ARGS__, 8, 2); break;                                     \
+    case 256: fn(__VA_ARGS__, 16, 1); break;                                    \
+    }
+
+AVX512 static void rows_times_matrix(float *out, int ldo, const float *W, int ldw, int nr,
+                                     const float *X, int ldx, int nk, int hs) {
+    DISPATCH_HS(rows_times_matrix_t, out, ldo, W, ldw, nr, X, ldx, nk)
+}
+
+AVX512 static void rank_update(float *Y, int ldy, const float *W, int ldw, int nr,
+                               const float *X, int ldx, int nk, int hs) {
+    DISPATCH_HS(rank_update_t, Y, ldy, W, ldw, nr, X, ldx, nk)
+}
+
+AVX512 static float dot_n(const float *a, const float *b, int n) {
+    __m512 s = _mm512_setzero_ps();
+    for (int j = 0; j < n; j += 16) {
+        __mmask16 m = tail_mask(n - j);
+        s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + j), _mm512_maskz_loadu_ps(m, b + j), s);
+    }
+    return _mm512_reduce_add_ps(s);
+}
+
+AVX512 void pm_attention_forward_head(float *P, float *o, int ldo,
+                                      const float *q, const float *k, const float *v, int ld,
+                                      int T, int hs, float scale, int block, float *scratch) {
+    pack_panels(scratch, k, ld, T, hs);
+    for (int t0 = 0; t0 < T; t0 += 8) {
+        int nr = T - t0 < 8 ? T - t0 : 8, kmax = t0 + nr;
+        rows_times_panels(P + (size_t)t0 * T, T, q + (size_t)t0 * ld, ld, nr, scratch, kmax, hs, scale);
+        for (int r = 0; r < nr; r++) {
+            int t = t0 + r;
+            float *row = P + (size_t)t * T;
+            softmax_row(row, t + 1);
+            int end = (t / block + 1) * block;
+            if (end > T) end = T;
+            zero_floats(row + t + 1, end - t - 1);  // the tile's O product reads columns < kmax
+        }
+        rows_times_matrix(o + (size_t)t0 * ldo, ldo, P + (size_t)t0 * T, T, nr, v, ld, kmax, hs);
+    }
+}
+
+AVX512 void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP,
+                                       const float *dO, int ldo,
+                                       const float *q, const float *k, const float *v, int ld,
+                                       const float *P, int T, int hs, float scale, float *scratch) {
+    for (int j = 0; j < T; j++) {
+        zero_floats(dk + (size_t)j * ld, hs);
+        zero_floats(dv + (size_t)j * ld, hs);
+    }
+    pack_panels(scratch, v, ld, T, hs);
+    for (int t0 = 0; t0 < T; t0 += 8) {
+        int nr = T - t0 < 8 ? T - t0 : 8, kmax = t0 + nr;
+        float *dS = dP + (size_t)t0 * T;
+        const float *Pt = P + (size_t)t0 * T;
+        rows_times_panels(dS, T, dO + (size_t)t0 * ldo, ldo, nr, scratch, kmax, hs, 1.0f);  // dP = dO·Vᵀ
+        for (int r = 0; r < nr; r++) {
+            int t = t0 + r;
+            const float *p = Pt + (size_t)r * T;
+            float *d = dS + (size_t)r * T;
+            __m512 s = _mm512_set1_ps(dot_n(p, d, t + 1)), sc = _mm512_set1_ps(scale);
+            for (int j = 0; j <= t; j += 16) {
+                __mmask16 m = tail_mask(t + 1 - j);
+                __m512 pv = _mm512_maskz_loadu_ps(m, p + j), dv_ = _mm512_maskz_loadu_ps(m, d + j);
+                _mm512_mask_storeu_ps(d + j, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dv_, s)), sc));
+            }
+            zero_floats(d + t + 1, kmax - t - 1);
+        }
+        rows_times_matrix(dq + (size_t)t0 * ld, ld, dS, T, nr, k, ld, kmax, hs);   // dQ = dS·K
+        rank_update(dk, ld, dS, T, nr, q + (size_t)t0 * ld, ld, kmax, hs);         // dK += dSᵀ·Q
+        rank_update(dv, ld, Pt, T, nr, dO + (size_t)t0 * ldo, ldo, kmax, hs);      // dV += Pᵀ·dO
+    }
+}

@@ -1,0 +1,30 @@
+// Hand-vectorised CPU kernels that Swift cannot express at full speed (Swift builds for
+// baseline x86-64: no AVX-512, no FMA). Each kernel is compiled for AVX-512 only and chosen
+// at run time: callers ask pm_have_avx512() and otherwise use their portable path.
+#ifndef PM_CKERNELS_H
+#define PM_CKERNELS_H
+
+/// 1 when this CPU runs the AVX-512 kernels below (avx512f), else 0.
+int pm_have_avx512(void);
+
+/// Causal self-attention forward for one (batch row, head), fused per tile of 8 query rows:
+/// S = scale·Q·Kᵀ over keys 0...t, softmax, O = P·V — the S/P tile stays in cache.
+/// q, k, v: rows t = 0..<T at stride ld (the fused qkv activation), hs values each.
+/// P (T×T, row stride T): row t holds softmax over keys 0...t and zeros from t+1 to the end of
+/// its row block of `block` rows (the backward's blocking); later columns are not written.
+/// o: rows at stride ldo. scratch: at least ((T + 15) / 16)·16·hs floats.
+/// Requires hs ∈ {16, 32, 64, 128, 256}, block % 8 == 0, and pm_have_avx512().
+void pm_attention_forward_head(float *P, float *o, int ldo,
+                               const float *q, const float *k, const float *v, int ld,
+                               int T, int hs, float scale, int block, float *scratch);
+
+/// Backward of pm_attention_forward_head for one (batch row, head): writes (overwrites)
+/// dq, dk, dv (rows at stride ld) from dO (rows at stride ldo), q, k, v and P. dP (T×T,
+/// row stride T) is scratch, as is `scratch` (((T + 15) / 16)·16·hs floats).
+/// dV = Pᵀ·dO, dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q.
+void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP,
+                                const float *dO, int ldo,
+                                const float *q, const float *k, const float *v, int ld,
+                                const float *P, int T, int hs, float scale, float *scratch);
+
+#endif
