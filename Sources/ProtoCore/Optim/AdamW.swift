@@ -27,7 +27,7 @@ public final class AdamW {
     public init(layout: ParamLayout, config: AdamWConfig) {
         self.config = config
         m = FloatBuffer(count: layout.count); v = FloatBuffer(count: layout.count)
-        decayRanges = layout.tensors.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }
+        decayRanges = layout.tensors.filter(\.decay).map { $0.offset..<($0.offset + $0.count) }.sorted { $0.lowerBound < $1.lowerBound }
         euclidean = layout.euclideanCount
     }
 
@@ -40,14 +40,26 @@ public final class AdamW {
         let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
         let decay = 1 - lr * config.weightDecay
         let p = params.ptr, g = grads.ptr, mp = m.ptr, vp = v.ptr
-        for r in decayRanges { for i in r { p[i] *= decay } }
+        let ranges = decayRanges
+        // One pass over memory: each worker walks its chunk in segments that are either
+        // inside a decayed tensor (factor `decay`) or not (factor 1).
         Parallel.chunks(euclidean, minPerChunk: 1 << 14) { lo, hi in
-            for i in lo..<hi {
-                let gi = g[i] * gradScale
-                mp[i] = b1 * mp[i] + (1 - b1) * gi
-                vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
-                p[i] -= stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + eps)
+            func update(_ a: Int, _ b: Int, _ f: Float) {
+                for i in a..<b {
+                    let gi = g[i] * gradScale
+                    mp[i] = b1 * mp[i] + (1 - b1) * gi
+                    vp[i] = b2 * vp[i] + (1 - b2) * gi * gi
+                    p[i] = p[i] * f - stepSize * mp[i] / (vp[i].squareRoot() / bc2Sqrt + eps)
+                }
             }
+            var i = lo
+            for r in ranges where r.upperBound > i && r.lowerBound < hi {
+                let a = max(i, r.lowerBound), b = min(hi, r.upperBound)
+                if a > i { update(i, a, 1) }
+                update(a, b, decay)
+                i = b
+            }
+            if i < hi { update(i, hi, 1) }
         }
     }
 
