@@ -9,10 +9,12 @@
 // panels of 16 keys so a key panel is one load); O-like products hold RV rows × hs values
 // with RV·hs/16 = 16 accumulators. Rows past the end of a tile reuse the last valid row (read,
 // never stored), so every tile runs the same unrolled code.
+#include "ckernels.h"
+
+#if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
-#include "ckernels.h"
 
 #define AVX512 __attribute__((target("avx512f,fma")))
 #define INLINE static inline __attribute__((always_inline))
@@ -252,3 +254,19 @@ AVX512 void pm_attention_backward_head(float *dq, float *dk, float *dv, float *d
         rank_update(dv, ld, Pt, T, nr, dO + (size_t)t0 * ldo, ldo, kmax, hs);      // dV += Pᵀ·dO
     }
 }
+
+#else  // not x86-64: no AVX-512 here, callers take their portable path.
+
+int pm_have_avx512(void) { return 0; }
+
+void pm_attention_forward_head(float *P, float *o, int ldo, const float *q, const float *k, const float *v, int ld,
+                               int T, int hs, float scale, int block, float *scratch) {
+    __builtin_trap();  // unreachable: pm_have_avx512() is 0
+}
+
+void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP, const float *dO, int ldo,
+                                const float *q, const float *k, const float *v, int ld,
+                                const float *P, int T, int hs, float scale, float *scratch) {
+    __builtin_trap();  // unreachable: pm_have_avx512() is 0
+}
+#endif
