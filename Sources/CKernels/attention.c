@@ -21,7 +21,7 @@
 
 int pm_have_avx512(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
 }
 
 AVX512 INLINE __mmask16 tail_mask(int n) {
@@ -30,7 +30,8 @@ AVX512 INLINE __mmask16 tail_mask(int n) {
 
 // e^x with the polynomial of FastMath.swift's expPoly (x clamped to [-87, 88]).
 AVX512 INLINE __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.0f)), _mm512_set1_ps(88.0f));
+    // NaN stays NaN: vmaxps/vminps return the second operand when either is NaN, so x goes second.
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.0f), x));
     __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.69314575f), x);
@@ -183,6 +184,7 @@ AVX512 INLINE void rank_update_t(float *Y, int ldy, const float *W, int ldw, int
     case 64: fn(__VA_ARGS__, 4, 4); break;                                      \
     case 128: fn(__VA_ARGS__, 8, 2); break;                                     \
     case 256: fn(__VA_ARGS__, 16, 1); break;                                    \
+    default: __builtin_trap(); /* callers check the head size first */          \
     }
 
 AVX512 static void rows_times_matrix(float *out, int ldo, const float *W, int ldw, int nr,

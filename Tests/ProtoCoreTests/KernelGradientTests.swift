@@ -87,32 +87,95 @@ final class KernelGradientTests: XCTestCase {
     }
 
     /// The fused AVX-512 attention against the sgemm path on the same inputs: outputs, the
-    /// probabilities P (every column the backward reads) and dqkv, over head sizes 16…256,
-    /// sequence lengths that end mid-tile and mid-panel, several rows and heads.
+    /// probabilities P (every column; P starts from the same non-zero values, so a path that
+    /// stopped zeroing what the other path's backward reads would show) and dqkv, over head
+    /// sizes 16…256, sequence lengths that end mid-tile and mid-panel, several rows and heads;
+    /// and each path's backward after the other's forward (they share P).
     func testFusedAttentionMatchesTheSgemmPath() throws {
         try XCTSkipUnless(AttentionKernel.cpuHasFused, "this CPU has no AVX-512: the fused attention kernels never run here")
         defer { AttentionKernel.fusedEnabled = true }
         for (i, (B, T, hs, NH)) in [(1, 70, 16, 2), (2, 37, 32, 3), (1, 256, 32, 2), (1, 100, 64, 2),
-                                    (1, 19, 128, 1), (1, 9, 256, 1), (1, 1, 32, 1)].enumerated() {
+                                    (1, 19, 128, 1), (1, 9, 256, 1), (1, 1, 32, 1), (1, 130, 128, 1)].enumerated() {
             let C = hs * NH, seed = UInt64(100 + 4 * i)
             let qkv = buf(randomArray(B * T * 3 * C, seed: seed, std: 0.7))
             let dout = randomArray(B * T * C, seed: seed + 1)
-            func run(fused: Bool) -> (out: [Float], att: [Float], dqkv: [Float]) {
-                AttentionKernel.fusedEnabled = fused
-                XCTAssertEqual(AttentionKernel.usesFused(headSize: hs), fused)
-                let out = buf(randomArray(B * T * C, seed: 7)), att = zeros(B * NH * T * T)
+            func run(forward fwd: Bool, backward bwd: Bool) -> (out: [Float], att: [Float], dqkv: [Float]) {
+                let out = buf(randomArray(B * T * C, seed: 7)), att = buf(randomArray(B * NH * T * T, seed: 10))
                 let dqkv = buf(randomArray(B * T * 3 * C, seed: 8)), datt = buf(randomArray(B * NH * T * T, seed: 9))
+                AttentionKernel.fusedEnabled = fwd
+                XCTAssertEqual(AttentionKernel.usesFused(headSize: hs), fwd)
                 attentionForward(out.ptr, att.ptr, qkv.ptr, B, T, C, NH)
+                AttentionKernel.fusedEnabled = bwd
                 attentionBackward(dqkv.ptr, datt.ptr, dout, qkv.ptr, att.ptr, B, T, C, NH)
                 return (out.toArray(), att.toArray(), dqkv.toArray())
             }
-            let f = run(fused: true), g = run(fused: false)
+            let f = run(forward: true, backward: true), g = run(forward: false, backward: false)
             let what = "B=\(B) T=\(T) hs=\(hs) NH=\(NH)"
             XCTAssertLessThan(relError(f.out, g.out), 2e-6, "out, \(what)")
             XCTAssertLessThan(relError(f.att, g.att), 2e-6, "P, \(what)")
             XCTAssertLessThan(relError(f.dqkv, g.dqkv), 2e-6, "dqkv, \(what)")
             XCTAssertTrue(f.dqkv.allSatisfy { $0.isFinite }, "dqkv finite, \(what)")
+            XCTAssertLessThan(relError(run(forward: true, backward: false).dqkv, g.dqkv), 2e-6, "fused forward, sgemm backward, \(what)")
+            XCTAssertLessThan(relError(run(forward: false, backward: true).dqkv, g.dqkv), 2e-6, "sgemm forward, fused backward, \(what)")
         }
+    }
+
+    /// A NaN in a query or key reaches the output on both paths (the finite-loss checks rely
+    /// on it): the fused softmax must not clamp it into a finite probability.
+    func testAttentionPropagatesNaNOnBothPaths() {
+        defer { AttentionKernel.fusedEnabled = AttentionKernel.cpuHasFused }
+        let B = 1, T = 20, hs = 16, NH = 1, C = hs * NH
+        for fused in [false, true] where !fused || AttentionKernel.cpuHasFused {
+            for (what, at) in [("query", 5 * 3 * C + 2), ("key", 3 * 3 * C + C + 1)] {
+                AttentionKernel.fusedEnabled = fused
+                var q = randomArray(B * T * 3 * C, seed: 31, std: 0.7)
+                q[at] = .nan
+                let qkv = buf(q), out = zeros(B * T * C), att = zeros(B * NH * T * T)
+                attentionForward(out.ptr, att.ptr, qkv.ptr, B, T, C, NH)
+                XCTAssertFalse(out.toArray().allSatisfy { $0.isFinite }, "\(fused ? "fused" : "sgemm") path: a NaN \(what) vanished")
+            }
+        }
+    }
+
+    /// Kernels that split work across threads give the same bits with 1 and with 3 workers:
+    /// attention (per-worker panel buffers), the RMSNorm gain gradient (split by channels) and
+    /// AdamW (segments of decayed and undecayed tensors cut by the workers' chunks).
+    func testThreadCountDoesNotChangeResults() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        func attention() -> [Float] {
+            let B = 2, T = 40, C = 64, NH = 2
+            let qkv = buf(randomArray(B * T * 3 * C, seed: 41, std: 0.7)), dout = randomArray(B * T * C, seed: 42)
+            let out = zeros(B * T * C), att = zeros(B * NH * T * T), dqkv = zeros(B * T * 3 * C), datt = zeros(B * NH * T * T)
+            attentionForward(out.ptr, att.ptr, qkv.ptr, B, T, C, NH)
+            attentionBackward(dqkv.ptr, datt.ptr, dout, qkv.ptr, att.ptr, B, T, C, NH)
+            return out.toArray() + dqkv.toArray()
+        }
+        func norm() -> [Float] {
+            let N = 300, C = 96
+            let x = buf(randomArray(N * C, seed: 43)), w = buf(randomArray(C, seed: 44)), dy = randomArray(N * C, seed: 45)
+            let out = zeros(N * C), rstd = zeros(N), dx = zeros(N * C), dw = zeros(C)
+            rmsnormForward(out.ptr, rstd.ptr, x.ptr, w.ptr, N, C, eps: 1e-5)
+            rmsnormBackward(dx.ptr, dw.ptr, dy, x.ptr, w.ptr, rstd.ptr, N, C)
+            return out.toArray() + dx.toArray() + dw.toArray()
+        }
+        func adam() -> [Float] {
+            var cfg = ModelConfig(vocabSize: 300, seqLen: 16, nLayer: 2, nHead: 2, dModel: 64)
+            cfg.seed = 3
+            let layout = ParamLayout(config: cfg, stage: .whole(cfg))
+            XCTAssertGreaterThan(layout.count, 1 << 16, "large enough for several AdamW chunks")
+            let p = buf(randomArray(layout.count, seed: 46)), g = buf(randomArray(layout.count, seed: 47))
+            let opt = AdamW(layout: layout, config: AdamWConfig())
+            for _ in 0..<3 { opt.step(params: p, grads: g, lr: 1e-2, gradScale: 0.5) }
+            return p.toArray()
+        }
+        Parallel.threads = 1
+        let one = (attention(), norm(), adam())
+        Parallel.threads = 3
+        let three = (attention(), norm(), adam())
+        XCTAssertEqual(one.0, three.0, "attention")
+        XCTAssertEqual(one.1, three.1, "rmsnorm")
+        XCTAssertEqual(one.2, three.2, "AdamW")
     }
 
     private func checkAttentionGradient(C: Int, NH: Int, file: StaticString = #filePath, line: UInt = #line) {

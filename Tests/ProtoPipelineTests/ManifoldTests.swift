@@ -43,7 +43,6 @@ final class ManifoldTests: XCTestCase {
     }
 
     func testPipelineMatchesOneProcessAndCopiesStayIdentical() throws {
-        AttentionKernel.fusedEnabled = false
         for word in ["subspace:4:adaptive", "projector:4", "subspace:4:adaptive:every=2:ulr=0.5", "projector:4:int8"] {
             for split in [[1, 1, 1, 1], [2, 2], [1, 3]] {
                 let (cfg, tc, spec) = try config(word, split: split)
@@ -59,7 +58,6 @@ final class ManifoldTests: XCTestCase {
                         // Gradients agree to round-off (above); Adam's normalisation and the
                         // retraction amplify it on near-zero entries over the steps: 1e-4.
                         if !lossy { assertRel(loss, ref[s], 1e-4, "\(word) split \(split) \(kind) step \(s) loss") }
-                        if word == "projector:4" && kind == .gpipe { print("DBG", split, s, abs(loss - ref[s]) / abs(ref[s])) }
                         for (i, m) in p.lastMetrics.dropLast().enumerated() where !lossy {
                             XCTAssertLessThan(m.wireError.relativeForward, 1e-5, "\(word) split \(split) stage \(i) step \(s): the wire is exact")
                         }

@@ -4,7 +4,7 @@
 #ifndef PM_CKERNELS_H
 #define PM_CKERNELS_H
 
-/// 1 when this CPU runs the AVX-512 kernels below (avx512f), else 0.
+/// 1 when this CPU runs the AVX-512 kernels below (avx512f and fma), else 0.
 int pm_have_avx512(void);
 
 /// Causal self-attention forward for one (batch row, head), fused per tile of 8 query rows:

@@ -18,7 +18,8 @@ public enum AttentionKernel {
 
     /// Whether a head of `headSize` values runs the fused kernels.
     public static func usesFused(headSize: Int) -> Bool {
-        fusedEnabled && cpuHasFused && [16, 32, 64, 128, 256].contains(headSize)
+        precondition(attentionBlock % 8 == 0, "the fused kernels zero P to block ends that tiles of 8 rows never cross")
+        return fusedEnabled && cpuHasFused && [16, 32, 64, 128, 256].contains(headSize)
     }
 }
 
