@@ -22,6 +22,8 @@ public struct ConfigRecord: Codable, Sendable {
     public var clock: String
     public var data: String
     public var threadsPerRank: Int
+    /// The attention kernels rank 0 runs: "fused AVX-512" or "sgemm" (AttentionKernel).
+    public var attention: String
     /// The link model (speedrun or streaming), the emulated stage speed, the core rate it is
     /// relative to (GFLOP/s) and what one CPU second is charged.
     public var linkModel: String
@@ -29,7 +31,7 @@ public struct ConfigRecord: Codable, Sendable {
     public var coreGflops: Double
     public var computeScale: Double
     enum CodingKeys: String, CodingKey {
-        case type, model, train, versions, host, git, split, schedule, codec, link, clock, data
+        case type, model, train, versions, host, git, split, schedule, codec, link, clock, data, attention
         case resumedAtStep = "resumed_at_step", worldSize = "world_size", codecDetail = "codec_detail", threadsPerRank = "threads_per_rank"
         case linkModel = "link_model", stageSpeed = "stage_speed", coreGflops = "core_gflops", computeScale = "compute_scale"
     }
@@ -40,6 +42,7 @@ public struct ConfigRecord: Codable, Sendable {
         self.host = host; self.git = git; self.worldSize = worldSize; self.split = split; self.schedule = schedule
         self.codec = codec; self.codecDetail = codecDetail; self.link = link; self.clock = clock; self.data = data
         self.threadsPerRank = threadsPerRank
+        attention = AttentionKernel.label(headSize: model.headSize)
         linkModel = run.settings.linkKind.rawValue; stageSpeed = run.stageSpeed.description
         coreGflops = run.coreFlops / 1e9; computeScale = run.computeScale
     }

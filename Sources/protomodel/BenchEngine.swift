@@ -51,7 +51,7 @@ struct BenchEngine: ParsableCommand {
         } else {
             print("config      d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) B=\(batchSize) params=\(cfg.parameterCount)")
             print("threads     \(threading.threads) (\(BLAS.configString))")
-            print("attention   \(AttentionKernel.usesFused(headSize: hs) ? "fused AVX-512" : "sgemm")")
+            print("attention   \(AttentionKernel.label(headSize: hs))")
             print(String(format: "speed       %.0f tokens/s   %.1f ms/step   %.1f GFLOP/s achieved", r.tokensPerSecond, r.msPerStep, r.gflops))
             print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
                          r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))

@@ -120,6 +120,17 @@ final class KernelGradientTests: XCTestCase {
         }
     }
 
+    /// Which path runs is decided (and logged) per head size, CPU and switch.
+    func testAttentionPathChoice() {
+        defer { AttentionKernel.fusedEnabled = AttentionKernel.cpuHasFused }
+        for hs in [16, 32, 64, 128, 256] {
+            XCTAssertEqual(AttentionKernel.label(headSize: hs), AttentionKernel.cpuHasFused ? "fused AVX-512" : "sgemm")
+        }
+        for hs in [4, 8, 48, 96, 512] { XCTAssertEqual(AttentionKernel.label(headSize: hs), "sgemm", "head size \(hs)") }
+        AttentionKernel.fusedEnabled = false
+        XCTAssertEqual(AttentionKernel.label(headSize: 32), "sgemm")
+    }
+
     /// A NaN in a query or key reaches the output on both paths (the finite-loss checks rely
     /// on it): the fused softmax must not clamp it into a finite probability.
     func testAttentionPropagatesNaNOnBothPaths() {

@@ -16,6 +16,9 @@ public enum AttentionKernel {
     /// the sgemm path everywhere (tests compare the two; `bench-engine --attention sgemm`).
     nonisolated(unsafe) public static var fusedEnabled = cpuHasFused
 
+    /// What runs for a head of `headSize` values, as logged: "fused AVX-512" or "sgemm".
+    public static func label(headSize: Int) -> String { usesFused(headSize: headSize) ? "fused AVX-512" : "sgemm" }
+
     /// Whether a head of `headSize` values runs the fused kernels.
     public static func usesFused(headSize: Int) -> Bool {
         precondition(attentionBlock % 8 == 0, "the fused kernels zero P to block ends that tiles of 8 rows never cross")
