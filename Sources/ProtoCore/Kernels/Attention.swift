@@ -6,7 +6,8 @@
 import CKernels
 import Foundation
 
-/// Row-block size for the causal products (both paths zero P up to the end of a row's block).
+/// Row-block size for the causal products (both paths zero P up to the end of a row's block;
+/// a multiple of 8, so the fused kernels' tiles of 8 rows never cross a block end).
 let attentionBlock = 64
 
 public enum AttentionKernel {
@@ -21,8 +22,11 @@ public enum AttentionKernel {
 
     /// Whether a head of `headSize` values runs the fused kernels.
     public static func usesFused(headSize: Int) -> Bool {
-        precondition(attentionBlock % 8 == 0, "the fused kernels zero P to block ends that tiles of 8 rows never cross")
-        return fusedEnabled && cpuHasFused && [16, 32, 64, 128, 256].contains(headSize)
+        guard fusedEnabled && cpuHasFused else { return false }
+        switch headSize {
+        case 16, 32, 64, 128, 256: return true
+        default: return false
+        }
     }
 }
 
@@ -34,6 +38,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
     if AttentionKernel.usesFused(headSize: hs) {
+        precondition(attentionBlock % 8 == 0, "the fused kernels zero P to block ends that tiles of 8 rows never cross")
         Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
                 for bh in lo..<hi {
