@@ -126,6 +126,12 @@ same_losses subp-np1 subp-np4
 # amplify round-off to ~1 % by step 6.)
 run 1 proj-np1 "${common[@]}" --codec projector:8
 run 4 proj-np4 "${common[@]}" --codec projector:8
+# Per-layer token embeddings: each block's table is looked up with the ids the subspace message
+# carries, so four ranks train the one-process model; a codec without ids is refused.
+run 1 lemb-np1 "${common[@]}" --codec subspace:16+efixed=1+norm+layeremb
+run 4 lemb-np4 "${common[@]}" --codec subspace:16+efixed=1+norm+layeremb
+same_losses lemb-np1 lemb-np4
+expect_error lemb-dense "need the token ids on every stage" 2 "${common[@]}" --codec int8 --layer-embedding
 
 # A killed rank ends the job (non-zero) within 30 s; resuming from the last checkpoint gives
 # the uninterrupted run's losses.

@@ -14,6 +14,7 @@ public enum HuggingFace {
     public static func unsupported(_ c: ModelConfig) -> String? {
         if c.projector != nil { return "projector models put a projection between blocks that the Arcee architecture does not have; export with --raw for protomodel itself" }
         if c.normalizesSublayers { return "models trained with --sublayer-norm normalise sublayer outputs, which the Arcee architecture does not do; export with --raw for protomodel itself" }
+        if c.hasLayerEmbedding { return "models trained with --layer-embedding add a token embedding inside every block, which the Arcee architecture does not have; export with --raw for protomodel itself" }
         return nil
     }
 

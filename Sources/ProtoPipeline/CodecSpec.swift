@@ -117,7 +117,14 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         }
         config.subspace = nil
         config.projector = nil
-        guard kind == .subspace || kind == .projector else { return }
+        guard kind == .subspace || kind == .projector else {
+            if config.hasLayerEmbedding && split.count > 1 {
+                // Block tables are looked up by token id; only the subspace and projector
+                // messages carry the ids to the stages after the first.
+                throw ConfigError.problem("per-layer token embeddings (+layeremb, --layer-embedding) need the token ids on every stage, which only the subspace and projector codecs carry; the \(kind.rawValue) codec does not — use --codec subspace or projector, or one stage")
+            }
+            return
+        }
         let k = rank(dModel: config.dModel)
         guard k >= 1 && k < config.dModel else {
             throw ConfigError.invalid(field: "rank-k", reason: "\(k) must be in 1..<\(config.dModel) (d-model); the subspace must be narrower than the model")

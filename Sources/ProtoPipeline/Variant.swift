@@ -11,16 +11,18 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
     public var norm = false
     /// MLP width (+mlp=WIDTH), or the dense model's parameter count (+mlp=equal).
     public var mlp: MLPWidth?
+    /// Per-layer token embeddings (+layeremb): every block reads X + P_l[ids].
+    public var layerEmbedding = false
 
     public enum MLPWidth: Equatable, Sendable { case width(Int), equalParameters }
 
-    public init(spec: CodecSpec, efixed: Float? = nil, norm: Bool = false, mlp: MLPWidth? = nil) {
-        self.spec = spec; self.efixed = efixed; self.norm = norm; self.mlp = mlp
+    public init(spec: CodecSpec, efixed: Float? = nil, norm: Bool = false, mlp: MLPWidth? = nil, layerEmbedding: Bool = false) {
+        self.spec = spec; self.efixed = efixed; self.norm = norm; self.mlp = mlp; self.layerEmbedding = layerEmbedding
     }
 
-    public static let leverSyntax = "+efixed=STD (E_fixed's standard deviation), +norm (gain-free RMSNorm on sublayer outputs), +mlp=WIDTH or +mlp=equal (MLP width matching the dense model's parameter count)"
+    public static let leverSyntax = "+efixed=STD (E_fixed's standard deviation), +norm (gain-free RMSNorm on sublayer outputs), +mlp=WIDTH or +mlp=equal (MLP width matching the dense model's parameter count), +layeremb (a trainable token embedding per block, added to what the block reads)"
 
-    /// Parses `CODEC[+efixed=STD][+norm][+mlp=WIDTH|equal]`.
+    /// Parses `CODEC[+efixed=STD][+norm][+mlp=WIDTH|equal][+layeremb]`.
     public static func parse(_ text: String) throws -> Variant {
         let parts = text.split(separator: "+", omittingEmptySubsequences: false).map(String.init)
         var v = Variant(spec: try CodecSpec.parse(parts[0]))
@@ -32,6 +34,8 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
                 v.efixed = x
             case ("norm", 1):
                 v.norm = true
+            case ("layeremb", 1):
+                v.layerEmbedding = true
             case ("mlp", 2):
                 if kv[1] == "equal" { v.mlp = .equalParameters }
                 else if let w = Int(kv[1]), w >= 1 { v.mlp = .width(w) }
@@ -47,6 +51,7 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         spec.description + (efixed.map { "+efixed=\(Self.short($0))" } ?? "") + (norm ? "+norm" : "")
             + (mlp.map { m -> String in if case let .width(w) = m { return "+mlp=\(w)" } else { return "+mlp=equal" } } ?? "")
+            + (layerEmbedding ? "+layeremb" : "")
     }
 
     /// The model this variant trains: `base` with the levers and the codec's shape applied.
@@ -54,6 +59,7 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
         var c = base
         if let e = efixed { c.fixedEmbeddingStd = e }
         if norm { c.sublayerNorm = true }
+        if layerEmbedding { c.layerEmbedding = true }
         try spec.apply(to: &c, split: split)
         switch mlp {
         case .width(let w): c.mlpHidden = w
@@ -68,7 +74,7 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
     public func label(_ base: ModelConfig, split: [Int]) throws -> String {
         let c = try config(base, split: split)
         return spec.label(dModel: base.dModel) + (efixed.map { " E_fixed σ=\(Self.short($0))" } ?? "")
-            + (norm ? " +norm" : "") + (mlp != nil ? " MLP \(c.mlpHidden)" : "")
+            + (norm ? " +norm" : "") + (mlp != nil ? " MLP \(c.mlpHidden)" : "") + (layerEmbedding ? " +layer emb" : "")
     }
 
     static func short(_ x: Float) -> String { x == x.rounded() && abs(x) < 1e6 ? String(Int(x)) : "\(x)" }

@@ -132,16 +132,19 @@ public enum ConvergenceReport {
     /// Pareto front drawn through the variants no other beats, dense as a reference line.
     /// The family a variant belongs to, for the Pareto plot's colours.
     public static func family(_ r: ConvergenceResult) -> String {
-        let levers = r.label.contains("E_fixed") || r.label.contains("+norm") || r.label.contains("MLP")
+        let levers = r.label.contains("E_fixed") || r.label.contains("+norm") || r.label.contains("MLP") || r.label.contains("+layer emb")
         if r.codec.hasPrefix("projector") || r.codec.contains("adaptive") { return "adaptive U / learned projectors" }
-        if r.codec.hasPrefix("subspace") { return levers ? "subspace + levers (E_fixed σ, norm, MLP)" : "fixed subspace (the paper's)" }
+        if r.codec.hasPrefix("subspace") {
+            if r.label.contains("+layer emb") { return "subspace + levers + layer embeddings" }
+            return levers ? "subspace + levers (E_fixed σ, norm, MLP)" : "fixed subspace (the paper's)"
+        }
         return levers ? "dense + levers" : "dense and quantized dense"
     }
 
     /// A point label short enough to sit beside its marker: "k16 int8 σ1 +norm".
     public static func shortLabel(_ label: String) -> String {
         var s = label
-        for (a, b) in [("subspace k=", "k"), ("projector k=", "proj k"), (" E_fixed σ=", " σ"), (" adaptive", " adapt"), (" ulr ", " ulr"), (" MLP ", " mlp")] {
+        for (a, b) in [("subspace k=", "k"), ("projector k=", "proj k"), (" E_fixed σ=", " σ"), (" adaptive", " adapt"), (" ulr ", " ulr"), (" MLP ", " mlp"), (" +layer emb", " +lemb")] {
             s = s.replacingOccurrences(of: a, with: b)
         }
         return s

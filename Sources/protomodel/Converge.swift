@@ -107,7 +107,10 @@ struct Converge: ParsableCommand {
             let vcfg = try variant.config(cfg, split: layers)
             let spec = variant.spec
             let label = try variant.label(cfg, split: layers)
-            let fp = String(Digest.sha256(Data([String(describing: vcfg), String(describing: tc), "\(layers)", schedule.rawValue,
+            // Settings as sorted-key JSON: a new optional setting left unset changes no fingerprint.
+            let keyed = JSONEncoder(); keyed.outputFormatting = [.sortedKeys]
+            let settings = String(decoding: try keyed.encode(vcfg), as: UTF8.self) + String(decoding: try keyed.encode(tc), as: UTF8.self)
+            let fp = String(Digest.sha256(Data([settings, "\(layers)", schedule.rawValue,
                                                 variant.description, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
                                                 .joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")

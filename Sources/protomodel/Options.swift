@@ -16,6 +16,8 @@ struct ModelOptions: ParsableArguments {
     var efixedStd: Float?
     @Flag(name: .customLong("sublayer-norm"), help: "Gain-free RMSNorm on every sublayer output before it joins the residual stream (the Protocol Models authors' production config).")
     var sublayerNorm = false
+    @Flag(name: .customLong("layer-embedding"), help: "A trainable token embedding per block (V×d, zero at start), added to what the block reads but not to the stream it passes on: nothing more crosses a stage boundary.")
+    var layerEmbedding = false
     @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
 
     /// The preset asked for, or the command's default.
@@ -31,6 +33,7 @@ struct ModelOptions: ParsableArguments {
         if let v = mlpHidden { c.mlpHidden = v }
         if let v = efixedStd { c.fixedEmbeddingStd = v }
         if sublayerNorm { c.sublayerNorm = true }
+        if layerEmbedding { c.layerEmbedding = true }
         c.seed = seed
         try c.validate()
         return c

@@ -84,6 +84,60 @@ final class SubspaceModelTests: XCTestCase {
         checkWholeModelGradients(p, seed: 13, label: "projector+norm ", eps: 1e-3)
     }
 
+    /// Per-layer token embeddings P_l start at zero; give them values so they shape the loss.
+    func fillLayerEmbeddings(_ model: StageModel, std: Float = 0.3) {
+        for t in model.layout.tensors where t.name.hasSuffix(".emb") {
+            var rng = SplitMix64(seed: SplitMix64.derive(99, t.name))
+            rng.fillNormal(model.params.ptr + t.offset, t.count, std: std)
+        }
+    }
+
+    func testLayerEmbeddingGradientsInEveryModel() throws {
+        // Block l reads X + P_l[ids] and passes on X plus its writes: dP_l[ids] = dX − dOut.
+        // Dense, both subspace modes with the sublayer norm, an adaptive U and projectors.
+        var dense = try ModelConfig.preset("tiny")
+        dense.initStd = 0.2; dense.nLayer = 3; dense.layerEmbedding = true
+        checkWholeModelGradients(dense, seed: 20, label: "dense+layeremb ", prepare: { self.fillLayerEmbeddings($0) })
+        for mode in SubspaceMode.allCases {
+            var c = try subspaceConfig(mode)
+            c.sublayerNorm = true; c.layerEmbedding = true
+            checkWholeModelGradients(c, seed: 21, label: "\(mode)+norm+layeremb ", eps: 1e-3, prepare: { self.fillLayerEmbeddings($0) })
+        }
+        var a = try subspaceConfig(.reparam)
+        a.layerEmbedding = true; a.subspace!.adaptive = ManifoldTraining()
+        checkWholeModelGradients(a, seed: 22, label: "adaptive+layeremb ", prepare: { self.fillLayerEmbeddings($0) })
+        var p = dense
+        p.projector = ProjectorConfig(rank: 4, boundaries: [0, 1])
+        checkWholeModelGradients(p, seed: 23, label: "projector+layeremb ", prepare: { self.fillLayerEmbeddings($0) })
+    }
+
+    func testLayerEmbeddingStartsAsTheModelWithoutAndKeepsTheStreamInTheSubspace() throws {
+        var base = try subspaceConfig(.reparam)
+        base.sublayerNorm = true
+        var cfg = base
+        cfg.layerEmbedding = true
+        let plain = StageModel(config: base, stage: .whole(base), batchSize: 1)
+        let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 1)
+        XCTAssertEqual(model.layout.tensor("h2.emb")?.shape, [cfg.vocabSize, cfg.dModel])
+        XCTAssertEqual(cfg.parameterCount - base.parameterCount, cfg.nLayer * cfg.vocabSize * cfg.dModel)
+        let N = cfg.seqLen
+        let ids = (0..<N).map { Int32(($0 * 7) % cfg.vocabSize) }
+        let l0 = try XCTUnwrap(plain.forward(slot: 0, ids: ids, targets: ids))
+        XCTAssertEqual(try XCTUnwrap(model.forward(slot: 0, ids: ids, targets: ids)), l0,
+                       "zero tables and the same seed: the same weights and the same loss to the bit")
+        fillLayerEmbeddings(model, std: 1)
+        let l1 = try XCTUnwrap(model.forward(slot: 0, ids: ids, targets: ids))
+        XCTAssertGreaterThan(abs(l1 - l0), 1e-3, "the tables shape what the blocks read")
+        // What a block passes on stays in E_fixed[ids] + span(U): the tables are not carried.
+        let sub = try XCTUnwrap(model.subspace), C = cfg.dModel
+        for l in 0..<(cfg.nLayer - 1) {
+            var r = Array(UnsafeBufferPointer(start: model.slots[0].layers[l].out, count: N * C))
+            r.withUnsafeMutableBufferPointer { sub.addFixed($0.baseAddress!, ids: ids, n: N, sign: -1) }
+            let leak = r.withUnsafeMutableBufferPointer { sub.leakage($0.baseAddress!, rows: N) }
+            XCTAssertLessThan(leak, 1e-5, "block \(l)'s output")
+        }
+    }
+
     func testSublayerNormNormalisesEveryWrite() throws {
         // With the norm on, every sublayer adds a write of RMS 1 (over d) to the residual.
         var cfg = try subspaceConfig(.reparam)

@@ -60,8 +60,10 @@ func zeros(_ n: Int) -> FloatBuffer { FloatBuffer(count: n) }
 /// Finite differences against the analytic gradient of every tensor of a whole model on
 /// one random batch of 2 rows.
 func checkWholeModelGradients(_ cfg: ModelConfig, seed: UInt64, label: String = "", eps: Float = 1e-2,
+                              prepare: (StageModel) -> Void = { _ in },
                               file: StaticString = #filePath, line: UInt = #line) {
     let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 2)
+    prepare(model)
     let N = 2 * cfg.seqLen
     var rng = SplitMix64(seed: seed)
     let ids = (0..<N).map { _ in Int32(rng.int(below: cfg.vocabSize)) }

@@ -17,6 +17,25 @@ final class HuggingFaceTests: XCTestCase {
         return Microbatch(ids: Array(t[0..<c.seqLen]), targets: Array(t[1...c.seqLen]))
     }
 
+    func testLayerEmbeddingModelsGoOutRawOnly() throws {
+        let dir = try tempDir()
+        let tok = try Tokenizer.train(Array(sampleCorpus(lines: 300).utf8), vocabSize: 300)
+        var cfg = try tiny(SubspaceConfig(rank: 4, mode: .reparam))
+        cfg.layerEmbedding = true
+        var tc = TrainConfig(); tc.batchSize = 1
+        let a = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: 1), train: tc)
+        for s in 0..<2 { _ = a.step(s, [batch(cfg, seed: UInt64(s))]) }
+        XCTAssertThrowsError(try HuggingFace.export(a.model, tokenizer: tok, to: dir.appendingPathComponent("arcee"), bf16: false, raw: false)) {
+            XCTAssert("\($0)".contains("--layer-embedding") && "\($0)".contains("--raw"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("arcee").path), "nothing written")
+        let out = dir.appendingPathComponent("raw")
+        try HuggingFace.export(a.model, tokenizer: tok, to: out, bf16: false, raw: true)
+        let (c2, params) = try HuggingFace.load(out)
+        XCTAssertEqual(c2, cfg)
+        XCTAssertEqual(params, a.model.params.toArray(), "the tables go out with the rest")
+    }
+
     func testExportImportKeepsTheFunction() throws {
         let dir = try tempDir()
         let tok = try Tokenizer.train(Array(sampleCorpus(lines: 300).utf8), vocabSize: 300)

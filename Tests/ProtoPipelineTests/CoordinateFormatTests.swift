@@ -137,7 +137,7 @@ final class CoordinateFormatTests: XCTestCase {
         var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
         XCTAssertThrowsError(try CodecSpec.parse("subspace:16").apply(to: &cfg, split: [4])) { XCTAssert("\($0)".contains("1..<16")) }
         // Variants: a codec word plus model levers.
-        for w in ["subspace:4+efixed=1+norm", "dense+norm", "subspace:4:int8+efixed=0.5+mlp=equal", "int4+mlp=48"] {
+        for w in ["subspace:4+efixed=1+norm", "dense+norm", "subspace:4:int8+efixed=0.5+mlp=equal", "int4+mlp=48", "subspace:4:int8+efixed=1+norm+layeremb"] {
             XCTAssertEqual(try Variant.parse(w).description, w)
         }
         let v = try Variant.parse("subspace:4+efixed=1+norm+mlp=equal")

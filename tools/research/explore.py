@@ -30,6 +30,8 @@ ap.add_argument("--efixed-std", type=float, default=0.02)
 ap.add_argument("--no-efixed", action="store_true", help="proj: no E_fixed subtraction")
 ap.add_argument("--subnorm", action="store_true", help="gain-free RMSNorm on sublayer outputs")
 ap.add_argument("--mlp", type=int, default=None)
+ap.add_argument("--stage-emb", action="store_true", help="each stage adds its own trainable V×d table of its ids to its input stream, not sent")
+ap.add_argument("--write-gain", action="store_true", help="trainable gain after the gain-free sublayer norm (k channels when constrained)")
 ap.add_argument("--ids", action="store_true", help="resbm: add E_fixed[ids] at the receiver")
 ap.add_argument("--every", type=int, default=1, help="adaptive/proj update every N steps")
 ap.add_argument("--threads", type=int, default=2)
@@ -109,7 +111,11 @@ for l in range(L):
     par(f"h{l}.ln1", (d,), 0); par(f"h{l}.qkv", (d, 3 * d), 0.02)
     par(f"h{l}.attn_proj", (d, k if c else d), rstd); par(f"h{l}.ln2", (d,), 0)
     par(f"h{l}.fc", (d, H), 0.02); par(f"h{l}.fc_proj", (H, k if c else d), rstd)
+    if a.write_gain:
+        par(f"h{l}.ga", (k if c else d,), 0); par(f"h{l}.gm", (k if c else d,), 0)
 par("lnf", (d,), 0); par("lm_head", (d, V), 0.02)
+if a.stage_emb:  # zeros, drawn from no generator: every other weight starts as without the option
+    for l in range(L): P[f"h{l}.semb"] = torch.zeros(V, d).requires_grad_(True)
 A = {}
 if a.variant in ("proj", "pca"):
     for l in range(L - 1): A[l] = orth(d, k, g0).requires_grad_(a.variant == "proj")
@@ -125,7 +131,12 @@ def write(l, y, name):
     """y @ W for a residual write of block l, through U when constrained."""
     W = P[f"h{l}.{name}"]
     out = y @ W
-    if sub and l < L - 1: out = out @ U.T
+    c = sub and l < L - 1
+    if a.write_gain:  # gain-free norm of the d-dim write (U orthonormal: ‖c·Uᵀ‖ = ‖c‖), then a gain
+        out = out * torch.rsqrt(out.pow(2).sum(-1, keepdim=True) / d + 1e-5)
+        out = out * P[f"h{l}.{'ga' if name == 'attn_proj' else 'gm'}"]
+        return out @ U.T if c else out
+    if c: out = out @ U.T
     if a.subnorm: out = rms(out)
     return out
 
@@ -152,6 +163,7 @@ def forward(ids, tgt, train_mode):
             c = (x - E) @ U
             lift = F.relu(c @ P[f"lift{l}.up"])
             x = x + lift
+        if a.stage_emb: x = x + P[f"h{l}.semb"][ids]
         x, m = block(l, x, B)
         if a.variant == "resbm" and l < L - 1:
             c = x[..., :k] + m @ P[f"rb{l}.down"]
@@ -162,6 +174,7 @@ def forward(ids, tgt, train_mode):
             x = x - lift  # the stage's own lift is not sent: the next stage lifts its input itself
         x = x + write(l, m, "fc_proj")
         if l == L - 1: break
+        if a.stage_emb: x = x - P[f"h{l}.semb"][ids]  # the stage's own table is not sent
         if sub and a.quant != "none":
             c = Q.apply((x - E) @ U, a.quant)
             x = E + c @ U.T

@@ -20,6 +20,7 @@ struct LayerActs {
     var fcR: UnsafeMutablePointer<Float>?     // (N) 1/rms of the W_2 write
     var projC: UnsafeMutablePointer<Float>?   // (N, k) (res2 − E_fixed)·A when a projector follows
     var projOut: UnsafeMutablePointer<Float>? // (N, C) E_fixed + projC·Aᵀ, what the next block reads
+    var xin: UnsafeMutablePointer<Float>?     // (N, C) X + P_l[ids], what the block reads (per-layer embedding)
     /// The residual stream after this block (and its projector, if any).
     var out: UnsafeMutablePointer<Float> { projOut ?? res2 }
 }
@@ -53,6 +54,7 @@ final class StageActivations {
         let perLayer = 8 * N * C + 2 * N + B * c.nHead * T * T + 2 * N * H
         let extra = s.layers.reduce(0) { acc, l in
             acc + 2 * writeWidth(c, layer: l) * N + (c.normalizesSublayers ? 2 * N : 0) + (hasProjector(c, layer: l) ? N * k + N * C : 0)
+                + (c.hasLayerEmbedding ? N * C : 0)
         }
         let head = s.hasHead ? N * C + 3 * N + N * c.vocabSize : 0
         return N * C + s.layers.count * perLayer + extra + head
@@ -74,6 +76,7 @@ final class StageActivations {
             if w > 0 { la.attnC = a.take(N * w); la.fcC = a.take(N * w) }
             if c.normalizesSublayers { la.attnR = a.take(N); la.fcR = a.take(N) }
             if Self.hasProjector(c, layer: l) { la.projC = a.take(N * k); la.projOut = a.take(N * C) }
+            if c.hasLayerEmbedding { la.xin = a.take(N * C) }
             layers.append(la)
         }
         if s.hasHead {

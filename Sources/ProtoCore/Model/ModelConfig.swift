@@ -30,6 +30,12 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// (the authors' production config; keeps writes in span(U)). nil/false: off.
     public var sublayerNorm: Bool? = nil
     public var normalizesSublayers: Bool { sublayerNorm ?? false }
+    /// Per-layer token embeddings: block l owns a trainable table P_l (V, C), zero at start,
+    /// and reads X + P_l[ids]; the stream it passes on is X plus its writes, without P_l[ids].
+    /// Nothing more crosses a boundary (every stage holds the micro-batch's token ids), and a
+    /// subspace model's stream stays in E_fixed[ids] + span(U). nil/false: off.
+    public var layerEmbedding: Bool? = nil
+    public var hasLayerEmbedding: Bool { layerEmbedding ?? false }
 
     public init(vocabSize: Int, seqLen: Int, nLayer: Int, nHead: Int, dModel: Int,
                 mlpHidden: Int? = nil, seed: UInt64 = 1337) {

@@ -6,7 +6,9 @@ public struct ParamTensor: Sendable {
     public let shape: [Int]
     public let offset: Int
     public let decay: Bool         // AdamW weight decay applies (matrices yes, norm gains no)
-    public let initStd: Float      // 0 means "initialise to ones" (norm gains)
+    public let initStd: Float      // 0 means "initialise to ones" (norm gains), unless `zeros`
+    /// Starts at zero (per-layer token embeddings).
+    public let zeros: Bool
     /// Writes into the residual stream under the subspace constraint: shape (in, k) in
     /// reparam mode, (in, d) kept in span(U) in projected mode.
     public let subspace: Bool
@@ -39,6 +41,7 @@ public struct ParamLayout: Sendable {
             add("h\(l).ln2", [C], decay: false, std: 0)
             add("h\(l).fc", [C, H], decay: true, std: c.initStd)
             add("h\(l).fc_proj", [H, sub ? out : C], decay: true, std: residualStd, subspace: sub)
+            if c.hasLayerEmbedding { add("h\(l).emb", [V, C], decay: true, std: 0, zeros: true) }
         }
         if stage.hasHead {
             add("lnf", [C], decay: false, std: 0)
@@ -54,8 +57,10 @@ public struct ParamLayout: Sendable {
         }
     }
 
-    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float, subspace: Bool = false, manifold: Bool = false) {
-        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std, subspace: subspace, manifold: manifold)
+    private mutating func add(_ name: String, _ shape: [Int], decay: Bool, std: Float, subspace: Bool = false,
+                              manifold: Bool = false, zeros: Bool = false) {
+        let t = ParamTensor(name: name, shape: shape, offset: count, decay: decay, initStd: std, zeros: zeros,
+                            subspace: subspace, manifold: manifold)
         tensors.append(t)
         count += t.count
     }

@@ -10,6 +10,7 @@ struct LayerParams {
     var ln2: UnsafeMutablePointer<Float>      // (C)
     var fc: UnsafeMutablePointer<Float>       // (C, H)
     var fcProj: UnsafeMutablePointer<Float>   // (H, C)   W_2
+    var emb: UnsafeMutablePointer<Float>?     // (V, C)   P_l, per-layer token embedding
     /// W_O and W_2 are (in, k) and their outputs pass through Uᵀ (reparam subspace).
     var reparam: Bool
 }
@@ -28,7 +29,7 @@ struct StageParams {
             let reparam = layout.tensor("h\(l).attn_proj")!.subspace && reparamMode
             layers.append(LayerParams(ln1: p("h\(l).ln1"), qkv: p("h\(l).qkv"), attProj: p("h\(l).attn_proj"),
                                       ln2: p("h\(l).ln2"), fc: p("h\(l).fc"), fcProj: p("h\(l).fc_proj"),
-                                      reparam: reparam))
+                                      emb: layout.tensor("h\(l).emb").map { base + $0.offset }, reparam: reparam))
         }
         if stage.hasHead { lnf = p("lnf"); lmHead = p("lm_head") }
     }
@@ -135,7 +136,9 @@ public final class StageModel {
     public func initWeights() {
         for t in layout.tensors {
             let dst = params.ptr + t.offset
-            if t.manifold {
+            if t.zeros {
+                dst.initialize(repeating: 0, count: t.count)
+            } else if t.manifold {
                 Basis.seed(dst, d: t.shape[0], k: t.shape[1], seed: config.seed, name: t.name)
             } else if t.initStd == 0 {
                 dst.initialize(repeating: 1, count: t.count)
@@ -262,7 +265,17 @@ public final class StageModel {
         }
         var x = UnsafePointer(a.input)
         for (i, lp) in p.layers.enumerated() {
-            layerForward(x, a.layers[i], lp)
+            if let e = lp.emb, let xin = a.layers[i].xin {
+                // The block reads X + P_l[ids]; the stream it passes on leaves P_l[ids] out.
+                t(.embedding) {
+                    xin.update(from: x, count: N * C)
+                    embeddingForward(xin, a.ids, e, N, C, accumulate: true)
+                }
+                layerForward(UnsafePointer(xin), a.layers[i], lp)
+                t(.embedding) { embeddingForward(a.layers[i].res2, a.ids, e, N, C, accumulate: true, sign: -1) }
+            } else {
+                layerForward(x, a.layers[i], lp)
+            }
             if let basis = projectors[stage.layers.lowerBound + i] { projectorForward(a.layers[i], basis, a.ids) }
             x = UnsafePointer(a.layers[i].out)
         }
@@ -297,7 +310,14 @@ public final class StageModel {
                 projectorBackward(a.layers[i], basis, grad(lo + i), a.ids, downstreamHalf: i < p.layers.count - 1 || stage.hasHead)
             }
             let x = i == 0 ? UnsafePointer(a.input) : UnsafePointer(a.layers[i - 1].out)
-            layerBackward(x, a.layers[i], p.layers[i], g.layers[i])
+            if let ge = g.layers[i].emb, let xin = a.layers[i].xin {
+                // out = block(X + P[ids]) − P[ids]: dP[ids] += dX − dOut, and dX passes on.
+                t(.embedding, true) { embeddingBackward(ge, s.dres, a.ids, N, C, sign: -1) }
+                layerBackward(UnsafePointer(xin), a.layers[i], p.layers[i], g.layers[i])
+                t(.embedding, true) { embeddingBackward(ge, s.dres, a.ids, N, C) }
+            } else {
+                layerBackward(x, a.layers[i], p.layers[i], g.layers[i])
+            }
         }
         if let basis = projectors[lo - 1], let fixed {
             // This stage's input crossed projector lo−1: its downstream half, G_Xᵀ·C with
