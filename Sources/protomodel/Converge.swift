@@ -46,11 +46,24 @@ struct Converge: ParsableCommand {
     var benchOut: String = "bench/convergence"
     @Flag(help: "Retrain variants whose results are already in BENCH_OUT/runs/ (by default they are reused).")
     var fresh = false
+    @Option(help: "Comma-separated initialisation seeds, e.g. 1337,2,3: the benchmark runs once per seed (results in BENCH_OUT/seed-S/) and writes BENCH_OUT/seeds.{md,json}, each variant's gap to dense as the mean ± sd of its per-seed gaps. Without it: --seed alone, results in BENCH_OUT.")
+    var seeds: String?
 
     mutating func validate() throws {
         if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
         _ = try specs()
+        _ = try seedList()
+    }
+
+    func seedList() throws -> [UInt64]? {
+        guard let seeds else { return nil }
+        let parts = seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let values = parts.compactMap { UInt64($0) }
+        guard !parts.isEmpty, values.count == parts.count, Set(values).count == values.count else {
+            throw ValidationError("--seeds '\(seeds)' must be distinct whole numbers separated by commas, e.g. 1337,2,3")
+        }
+        return values
     }
 
     func specs() throws -> [Variant] {
@@ -96,11 +109,43 @@ struct Converge: ParsableCommand {
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
             .joined(separator: ",") + "|tok:" + Digest.sha256(try FileIO.read(dir.appendingPathComponent("tokenizer.json")))
 
-        let out = URL(fileURLWithPath: benchOut), runsDir = out.appendingPathComponent("runs")
-        try AtomicFile.makeFolder(runsDir)
         let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline"
+        let root = URL(fileURLWithPath: benchOut)
+        guard let seeds = try seedList() else {
+            _ = try runSeed(cfg, out: root, specs: specs, tc: tc, layers: layers, trainShards: trainShards, dataID: dataID,
+                            val: val, evalEvery: evalEvery, caption: caption)
+            return
+        }
+        var perSeed: [(seed: UInt64, rows: [ConvergenceRow])] = []
+        for (i, seed) in seeds.enumerated() {
+            var c = cfg
+            c.seed = seed
+            print("seed \(seed) (\(i + 1)/\(seeds.count))")
+            perSeed.append((seed, try runSeed(c, out: root.appendingPathComponent("seed-\(seed)"), specs: specs, tc: tc, layers: layers,
+                                               trainShards: trainShards, dataID: dataID, val: val, evalEvery: evalEvery, caption: caption)))
+        }
+        let summary = SeedSummary.rows(perSeed)
+        let notes = [
+            "model: " + caption,
+            "seeds (initial weights): \(seeds.map(String.init).joined(separator: ", ")); data order seed \(tc.dataSeed) for every run; per-seed tables in seed-S/",
+            "gap: (variant − dense) / dense at the same seed, in percent; mean and sample sd over the seeds",
+            "git \(RunInfo.gitRevision), \(RunInfo.host)",
+        ]
+        try AtomicFile.write(Data(("# protomodel converge over seeds\n\n" + SeedSummary.markdown(summary, notes: notes)).utf8),
+                             to: root.appendingPathComponent("seeds.md"))
+        try AtomicFile.write(SeedSummary.json(summary, notes: notes), to: root.appendingPathComponent("seeds.json"))
+        print("")
+        print(SeedSummary.markdown(summary, notes: []))
+        print("wrote \(benchOut)/seeds.{md,json} and one folder per seed")
+    }
+
+    /// Trains (or reuses) every variant from `cfg.seed` and writes the tables and plots into `out`.
+    func runSeed(_ cfg: ModelConfig, out: URL, specs: [Variant], tc: TrainConfig, layers: [Int], trainShards: [URL],
+                 dataID: String, val: [Microbatch], evalEvery: Int, caption: String) throws -> [ConvergenceRow] {
+        let runsDir = out.appendingPathComponent("runs")
+        try AtomicFile.makeFolder(runsDir)
         print("converge    \(specs.count) variant(s): \(caption)")
-        print("            results in \(benchOut)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
+        print("            results in \(out.path)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
 
         var results: [ConvergenceResult] = []
         for (i, variant) in specs.enumerated() {
@@ -156,6 +201,7 @@ struct Converge: ParsableCommand {
         try AtomicFile.write(Data(ConvergenceReport.curvesPlot(rows, dense: dense, caption: caption).render().utf8), to: out.appendingPathComponent("curves.svg"))
         print("")
         print(ConvergenceReport.markdown(rows, notes: []))
-        print("wrote \(benchOut)/results.{md,csv,json}, pareto.svg, curves.svg")
+        print("wrote \(out.path)/results.{md,csv,json}, pareto.svg, curves.svg")
+        return rows
     }
 }

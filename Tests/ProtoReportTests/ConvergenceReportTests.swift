@@ -54,6 +54,30 @@ final class ConvergenceReportTests: XCTestCase {
         XCTAssertNoThrow(try JSONSerialization.jsonObject(with: ConvergenceReport.json(rows, notes: [])))
     }
 
+    func testSeedSummaryPairsEachSeedWithItsDense() throws {
+        // Gaps are taken per seed against that seed's dense, then averaged: a seed that moves
+        // every variant (dense too) does not widen the spread.
+        func seed(_ s: UInt64, dense d: Double, sub: Double?) -> (seed: UInt64, rows: [ConvergenceRow]) {
+            var rs = [result("dense", fwd: 512, bwd: 512, vals: [(300, d)])]
+            if let sub { rs.append(result("k16", fwd: 20, bwd: 18, vals: [(300, sub)])) }
+            return (s, ConvergenceReport.rows(rs, dense: "dense", fp32Bytes: 512, bf16Bytes: 256))
+        }
+        let rows = SeedSummary.rows([seed(1, dense: 3.0, sub: 3.09), seed(2, dense: 3.3, sub: 3.366), seed(3, dense: 2.9, sub: nil)])
+        XCTAssertEqual(rows.map(\.label), ["dense", "k16"])
+        XCTAssertEqual(rows[0].seeds, [1, 2, 3])
+        XCTAssertEqual(rows[1].seeds, [1, 2], "a seed the variant did not run is left out")
+        XCTAssertEqual(rows[1].gapsPercent[0], 3, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].gapsPercent[1], 2, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].meanGapPercent, 2.5, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].gapSpreadPercent, 0.5.squareRoot(), accuracy: 1e-9, "sample sd of 3 % and 2 %")
+        XCTAssertEqual(rows[1].meanLoss, 3.228, accuracy: 1e-9)
+        XCTAssertEqual(rows[0].gapSpreadPercent, 0, "dense against itself")
+        XCTAssertEqual(rows[1].compressionFP32, 1024.0 / 38, accuracy: 1e-9)
+        let md = SeedSummary.markdown(rows, notes: ["n"])
+        XCTAssert(md.contains("| k16 | 38.0 | 26.9× | 2 | 3.2280 | +2.5 % ± 0.7 | 1: +3.0%, 2: +2.0% |"), md)
+        XCTAssertNoThrow(try JSONSerialization.jsonObject(with: SeedSummary.json(rows, notes: [])))
+    }
+
     func testNiceTicks() {
         let loss = SVGPlot.niceTicks(2.93, 3.61)
         XCTAssertEqual(loss.count, 6)
