@@ -275,38 +275,37 @@ public final class TrainingRun {
         if let log { try AtomicFile.checkWritable(log.deletingLastPathComponent()) }
     }
 
-    /// SHA-256 of what a stage rebuilds from the seed rather than trains or receives: E_fixed,
-    /// the seeded bases of learned projectors (as a fresh stage holds them), and a fixed U
-    /// (hex digests, concatenated).
-    static func seededDigest(_ model: StageModel, adaptive: Bool) -> String {
-        func line(_ name: String, _ p: UnsafePointer<Float>, _ n: Int) -> String {
-            "\(name)=\(Digest.sha256(UnsafeRawBufferPointer(start: p, count: 4 * n)))\n"
-        }
-        var digest = ""
-        if let f = model.fixed { digest += line("E_fixed", f.table.ptr, f.table.count) }
+    /// SHA-256 (hex) of what a stage rebuilds from the seed rather than trains or receives,
+    /// by tensor: E_fixed, the seeded bases of learned projectors (as a fresh stage holds
+    /// them), and a fixed U.
+    static func seededDigest(_ model: StageModel, adaptive: Bool) -> [String: String] {
+        func sha(_ p: UnsafePointer<Float>, _ n: Int) -> String { Digest.sha256(UnsafeRawBufferPointer(start: p, count: 4 * n)) }
+        var digest: [String: String] = [:]
+        if let f = model.fixed { digest["E_fixed"] = sha(f.table.ptr, f.table.count) }
         // A fresh stage holds its seeded bases as built (makeTrainer runs before any step or resume).
-        for t in model.manifoldTensors { digest += line(t.name, model.params.ptr + t.offset, t.count) }
-        if let u = model.subspace, !adaptive { digest += line("U", u.basis.ptr, u.d * u.k) }
+        for t in model.manifoldTensors { digest[t.name] = sha(model.params.ptr + t.offset, t.count) }
+        if let u = model.subspace, !adaptive { digest["U"] = sha(u.basis.ptr, u.d * u.k) }
         return digest
     }
 
     /// E_fixed and the seeded bases come from each node's own libm and BLAS: every rank must
     /// have rebuilt the same bits (`digest`, from `seededDigest`), or every rank stops with
     /// the ranks that differ named.
-    func requireSameSeededTensors(_ digest: String) throws {
-        let all = try link.gatherData(Data(digest.utf8), root: 0, purpose: "E_fixed and U digests")
+    func requireSameSeededTensors(_ digest: [String: String]) throws {
+        let enc = JSONEncoder(); enc.outputFormatting = [.sortedKeys]
+        let all = try link.gatherData(try enc.encode(digest), root: 0, purpose: "E_fixed and U digests")
         // Ranks hold different tensors (a projector lives on the two stages of its boundary):
         // each tensor's digest must equal the first rank's that holds it.
-        var first: [Substring: Substring] = [:]
-        let differing = (all ?? []).enumerated().filter { _, data in
+        var first: [String: String] = [:]
+        var differing: [Int] = []
+        for (rank, data) in (all ?? []).enumerated() {
+            guard let d = try? JSONDecoder().decode([String: String].self, from: data) else { differing.append(rank); continue }
             var differs = false
-            for l in String(decoding: data, as: UTF8.self).split(separator: "\n") {
-                guard let eq = l.firstIndex(of: "=") else { continue }
-                let name = l[..<eq], sha = l[l.index(after: eq)...]
+            for (name, sha) in d.sorted(by: { $0.key < $1.key }) {
                 if let seen = first[name] { differs = differs || seen != sha } else { first[name] = sha }
             }
-            return differs
-        }.map(\.offset)
+            if differs { differing.append(rank) }
+        }
         try Self.agree(link, differing.isEmpty ? nil : "ranks \(differing.map(String.init).joined(separator: ", ")) rebuilt a different E_fixed or U from the seed than rank 0 (different CPU arithmetic or protomodel build); run every rank with the same build on the same kind of CPU", everyRankSays: false)
     }
 

@@ -240,7 +240,7 @@ final class TrainingRunTests: XCTestCase {
 
     func testRanksThatRebuildADifferentEFixedOrUStop() throws {
         let settings = try settings(steps: 1)
-        nonisolated(unsafe) var digests = ["", ""]
+        nonisolated(unsafe) var digests = [[String: String]](repeating: [:], count: 2)
         let lock = NSLock()
         let errors = onRanks { r, link in
             let run = try TrainingRun(link: link, settings: settings, localRanks: 2, cores: 2) { _, _ in }
