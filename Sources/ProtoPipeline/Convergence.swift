@@ -111,3 +111,21 @@ public enum Convergence {
             finalTrainLoss: Double(last), wallSeconds: Date().timeIntervalSince(start))
     }
 }
+
+extension ConvergenceResult {
+    /// The benchmark's JSON (run files and tables): pretty, sorted keys, and non-finite
+    /// numbers — a diverged loss, the unbounded compression of a one-stage run that sends
+    /// nothing — as the strings "inf", "-inf" and "nan", which plain JSON has no form for.
+    public static func jsonEncoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+    /// Reads what `jsonEncoder` writes.
+    public static func jsonDecoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+}

@@ -124,8 +124,7 @@ public enum ConvergenceReport {
                 gap_percent: $0.gapPercent, dense_steps_to_loss: $0.denseStepsToReach, steps_ratio: $0.stepsRatio,
                 pareto_front: $0.onFront)
         })
-        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try enc.encode(doc)
+        return try ConvergenceResult.jsonEncoder().encode(doc)
     }
 
     /// Bytes per token (log axis) against final validation loss: one marker per variant, the
@@ -153,7 +152,10 @@ public enum ConvergenceReport {
     /// Bytes per token (log) against final validation loss: one colour per family, each point
     /// labelled, the Pareto front dashed, dense and dense + 2 % / + 5 % as reference lines.
     /// Points worse than dense + 20 % are left off and named in the caption.
-    public static func paretoPlot(_ rows: [ConvergenceRow], dense: String?, caption: String) -> SVGPlot {
+    public static func paretoPlot(_ allRows: [ConvergenceRow], dense: String?, caption: String) -> SVGPlot {
+        // A run that sent nothing (one stage) has no place on a log axis; named in the caption.
+        let silent = allRows.filter { !($0.totalBytes > 0 && $0.totalBytes.isFinite) }
+        let rows = allRows.filter { $0.totalBytes > 0 && $0.totalBytes.isFinite }
         let front = rows.filter(\.onFront).sorted { $0.totalBytes < $1.totalBytes }
         var series = [SVGPlot.Series(name: "Pareto front", points: front.map { ($0.totalBytes, $0.finalLoss) }, dashed: true, markers: false, muted: true)]
         var families: [String] = []
@@ -163,8 +165,9 @@ public enum ConvergenceReport {
             series.append(SVGPlot.Series(name: f, points: rs.map { ($0.totalBytes, $0.finalLoss) }, line: false,
                                          labels: rs.map { shortLabel($0.result.label) }))
         }
-        let ref = rows.first { $0.result.label == dense }
+        let ref = allRows.first { $0.result.label == dense }
         var cap = caption
+        if !silent.isEmpty { cap += "; no boundary bytes (one stage), not plotted: " + silent.map { String(format: "%@ %.3f", $0.result.label, $0.finalLoss) }.joined(separator: ", ") }
         if let d = ref {
             let off = rows.filter { $0.finalLoss > d.finalLoss * 1.2 }
             if !off.isEmpty { cap += "; off the plot: " + off.map { String(format: "%@ %.3f", $0.result.label, $0.finalLoss) }.joined(separator: ", ") }

@@ -104,8 +104,9 @@ public struct SVGPlot {
         let all = series.flatMap(\.points).filter(shown)
         let ys = all.map(\.y) + hLines.map(\.y)
         // Axis ranges: log axes span whole tick values, linear ones round outwards.
-        var xr = (all.map(\.x).min() ?? 0, all.map(\.x).max() ?? 1)
-        var yr = (ys.min() ?? 0, ys.max() ?? 1)
+        // Nothing to show: an empty frame (a log axis over one decade).
+        var xr = (all.map(\.x).min() ?? (logX ? 1 : 0), all.map(\.x).max() ?? (logX ? 10 : 1))
+        var yr = (ys.min() ?? (logY ? 1 : 0), ys.max() ?? (logY ? 10 : 1))
         func widen(_ r: inout (Double, Double), log: Bool) {
             let nonNegative = r.0 >= 0
             if r.1 - r.0 <= abs(r.1) * 1e-9 { r = log ? (r.0 / 2, r.1 * 2) : (r.0 - 0.5, r.1 + 0.5) }

@@ -77,7 +77,6 @@ public enum SeedSummary {
                 total_bytes_per_token: $0.totalBytes, compression_vs_fp32: $0.compressionFP32,
                 mean_loss: $0.meanLoss, mean_gap_percent: $0.meanGapPercent, gap_sd_percent: $0.gapSpreadPercent)
         })
-        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try enc.encode(doc)
+        return try ConvergenceResult.jsonEncoder().encode(doc)
     }
 }

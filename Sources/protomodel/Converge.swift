@@ -159,7 +159,7 @@ struct Converge: ParsableCommand {
                                                 variant.description, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
                                                 .joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
-            if !fresh, let data = try? Data(contentsOf: file), let old = try? JSONDecoder().decode(ConvergenceResult.self, from: data) {
+            if !fresh, let data = try? Data(contentsOf: file), let old = try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {
                     print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))
                     results.append(old)
@@ -178,7 +178,7 @@ struct Converge: ParsableCommand {
                 print(String(format: "      step %5d/%d | loss %.4f | val %.4f | %@ elapsed, ETA %@",
                              p.step, p.steps, p.trainLoss, v, formatDuration(p.elapsed), formatDuration(eta)))
             }
-            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            let enc = ConvergenceResult.jsonEncoder()
             try AtomicFile.write(enc.encode(r), to: file)
             results.append(r)
         }

@@ -54,6 +54,22 @@ final class ConvergenceReportTests: XCTestCase {
         XCTAssertNoThrow(try JSONSerialization.jsonObject(with: ConvergenceReport.json(rows, notes: [])))
     }
 
+    func testNonFiniteFiguresGoOutAsStrings() throws {
+        // One stage sends nothing (compression unbounded); a diverged run's loss is NaN.
+        let dense = result("dense", fwd: 0, bwd: 0, vals: [(100, 3.0)])
+        let bad = result("diverged", fwd: 0, bwd: 0, vals: [(100, .nan)])
+        let rows = ConvergenceReport.rows([dense, bad], dense: "dense", fp32Bytes: 512, bf16Bytes: 256)
+        XCTAssertEqual(rows[0].compressionFP32, .infinity)
+        let text = String(decoding: try ConvergenceReport.json(rows, notes: []), as: UTF8.self)
+        XCTAssert(text.contains("\"inf\"") && text.contains("\"nan\""), text)
+        XCTAssertNoThrow(try SeedSummary.json(SeedSummary.rows([(1, rows)]), notes: []))
+        let back = try ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: ConvergenceResult.jsonEncoder().encode(bad))
+        XCTAssert(back.finalValidation!.isNaN, "a run file with a NaN loss reads back")
+        let svg = ConvergenceReport.paretoPlot(rows, dense: "dense", caption: "cap").render()
+        XCTAssert(svg.contains("not plotted: dense 3.000"), svg)
+        XCTAssert(ConvergenceReport.curvesPlot(rows, dense: "dense", caption: "cap").render().contains("<svg"))
+    }
+
     func testSeedSummaryPairsEachSeedWithItsDense() throws {
         // Gaps are taken per seed against that seed's dense, then averaged: a seed that moves
         // every variant (dense too) does not widen the spread.
