@@ -58,7 +58,7 @@ public enum SeedSummary {
         s += "|---|---|---|---|---|---|---|\n"
         for r in rows {
             let per = zip(r.seeds, r.gapsPercent).map { String(format: "%llu: %+.1f%%", $0, $1) }.joined(separator: ", ")
-            s += "| \(r.label) | " + String(format: "%.1f", r.totalBytes) + " | " + String(format: "%.1f×", r.compressionFP32)
+            s += "| \(r.label) | " + String(format: "%.1f", r.totalBytes) + " | " + (r.compressionFP32.isFinite ? String(format: "%.1f×", r.compressionFP32) : "–")
                 + " | \(r.seeds.count) | " + String(format: "%.4f", r.meanLoss) + " | "
                 + String(format: "%+.1f %% ± %.1f", r.meanGapPercent, r.gapSpreadPercent) + " | \(per) |\n"
         }

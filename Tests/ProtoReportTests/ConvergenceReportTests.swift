@@ -63,6 +63,7 @@ final class ConvergenceReportTests: XCTestCase {
         let text = String(decoding: try ConvergenceReport.json(rows, notes: []), as: UTF8.self)
         XCTAssert(text.contains("\"inf\"") && text.contains("\"nan\""), text)
         XCTAssertNoThrow(try SeedSummary.json(SeedSummary.rows([(1, rows)]), notes: []))
+        XCTAssert(SeedSummary.markdown(SeedSummary.rows([(1, rows)]), notes: []).contains("| dense | 0.0 | – | 1 |"))
         let back = try ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: ConvergenceResult.jsonEncoder().encode(bad))
         XCTAssert(back.finalValidation!.isNaN, "a run file with a NaN loss reads back")
         let svg = ConvergenceReport.paretoPlot(rows, dense: "dense", caption: "cap").render()
