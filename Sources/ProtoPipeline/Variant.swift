@@ -47,6 +47,12 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
         return v
     }
 
+    /// Which of `variants` the others are measured against: plain `dense` (no levers) if listed,
+    /// else the first dense-codec variant (e.g. `dense+norm`), else none.
+    public static func referenceIndex(_ variants: [Variant]) -> Int? {
+        variants.firstIndex { $0.description == "dense" } ?? variants.firstIndex { $0.spec.kind == .dense }
+    }
+
     /// The word `parse` reads back.
     public var description: String {
         spec.description + (efixed.map { "+efixed=\(Self.short($0))" } ?? "") + (norm ? "+norm" : "")

@@ -33,7 +33,7 @@ struct Converge: ParsableCommand {
     @OptionGroup var model: ModelOptions
     @OptionGroup var options: TrainOptions
     @OptionGroup var threading: ThreadOptions
-    @Option(help: "Comma-separated variants (codec words); the first `dense` is the reference.")
+    @Option(help: "Comma-separated variants (codec words); plain `dense` is the reference (else the first dense variant, e.g. dense+norm).")
     var variants: String = "dense,int8,subspace:16"
     @Option(help: "Pipeline stages the model is split into (boundaries = stages − 1).") var stages: Int = 8
     @Option(help: "Layers per stage, comma separated (default: as even as possible).") var split: String?
@@ -183,7 +183,7 @@ struct Converge: ParsableCommand {
             results.append(r)
         }
 
-        let dense = results.first { $0.codec == "dense" }?.label
+        let dense = Variant.referenceIndex(specs).map { results[$0].label }
         let n = Double(tc.batchSize * cfg.seqLen), header = Double(WireBuffer.headerBytes)
         let rows = ConvergenceReport.rows(results, dense: dense, fp32Bytes: (4 * n * Double(cfg.dModel) + header) / n,
                                           bf16Bytes: (2 * n * Double(cfg.dModel) + header) / n)

@@ -54,6 +54,13 @@ final class LayerEmbeddingTests: XCTestCase {
         }
     }
 
+    func testPlainDenseIsTheReferenceWhereverItIsListed() throws {
+        func ref(_ words: [String]) throws -> Int? { Variant.referenceIndex(try words.map(Variant.parse)) }
+        XCTAssertEqual(try ref(["dense+layeremb", "subspace:4", "dense"]), 2, "not the dense model with a lever")
+        XCTAssertEqual(try ref(["subspace:4", "dense+norm", "dense+layeremb"]), 1, "no plain dense: the first dense variant")
+        XCTAssertNil(try ref(["subspace:4", "int8"]))
+    }
+
     func testBoundaryBytesDoNotChange() throws {
         // The subspace message already carries the token ids the next stage's tables need.
         let (base, tc) = pipelineConfig()
