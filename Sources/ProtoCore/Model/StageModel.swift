@@ -267,10 +267,7 @@ public final class StageModel {
         for (i, lp) in p.layers.enumerated() {
             if let e = lp.emb, let xin = a.layers[i].xin {
                 // The block reads X + P_l[ids]; the stream it passes on leaves P_l[ids] out.
-                t(.embedding) {
-                    xin.update(from: x, count: N * C)
-                    embeddingForward(xin, a.ids, e, N, C, accumulate: true)
-                }
+                t(.embedding) { embeddingAdd(xin, x, a.ids, e, N, C) }
                 layerForward(UnsafePointer(xin), a.layers[i], lp)
                 t(.embedding) { embeddingForward(a.layers[i].res2, a.ids, e, N, C, accumulate: true, sign: -1) }
             } else {
