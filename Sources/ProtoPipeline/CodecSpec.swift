@@ -106,6 +106,11 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Whether this codec's forward messages carry the token ids, so that every stage sees
+    /// them (the subspace and projector messages; `WireCodec.carriesIds` of the codec it makes
+    /// agrees, checked by XCTest). Known before any codec exists, so a config can be checked.
+    public var carriesIds: Bool { kind == .subspace || kind == .projector }
+
     /// Subspace rank for a model of width d.
     public func rank(dModel: Int) -> Int { rankK ?? max(1, dModel / 8) }
 
@@ -117,14 +122,12 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         }
         config.subspace = nil
         config.projector = nil
-        guard kind == .subspace || kind == .projector else {
-            if config.hasLayerEmbedding && split.count > 1 {
-                // Block tables are looked up by token id; only the subspace and projector
-                // messages carry the ids to the stages after the first.
-                throw ConfigError.problem("per-layer token embeddings (+layeremb, --layer-embedding) need the token ids on every stage, which only the subspace and projector codecs carry; the \(kind.rawValue) codec does not — use --codec subspace or projector, or one stage")
-            }
-            return
+        if config.hasLayerEmbedding && split.count > 1 && !carriesIds {
+            // Block tables are looked up by token id; only messages that carry the ids
+            // bring them to the stages after the first.
+            throw ConfigError.problem("per-layer token embeddings (+layeremb, --layer-embedding) need the token ids on every stage, which only the subspace and projector codecs carry; the \(kind.rawValue) codec does not — use --codec subspace or projector, or one stage")
         }
+        guard kind == .subspace || kind == .projector else { return }
         let k = rank(dModel: config.dModel)
         guard k >= 1 && k < config.dModel else {
             throw ConfigError.invalid(field: "rank-k", reason: "\(k) must be in 1..<\(config.dModel) (d-model); the subspace must be narrower than the model")

@@ -52,6 +52,15 @@ final class LayerEmbeddingTests: XCTestCase {
             }
             XCTAssertNoThrow(try Variant.parse(word).config(base, split: [4]), "\(word): one stage needs no wire")
         }
+        // The check reads CodecSpec.carriesIds; the codecs the spec makes must agree with it.
+        for kind in CodecKind.allCases {
+            let spec = CodecSpec(kind: kind, rankK: kind == .subspace || kind == .projector ? 4 : nil)
+            var cfg = base
+            try spec.apply(to: &cfg, split: [2, 2])
+            let stages = try StageSpec.stages(split: [2, 2], nLayer: cfg.nLayer)
+            let codec = spec.makeCodec(model: StageModel(config: cfg, stage: stages[0], batchSize: 2))
+            XCTAssertEqual(codec.carriesIds, spec.carriesIds, "\(kind): the spec and its codec disagree about carrying ids")
+        }
     }
 
     func testPlainDenseIsTheReferenceWhereverItIsListed() throws {
