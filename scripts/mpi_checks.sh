@@ -132,6 +132,15 @@ run 1 lemb-np1 "${common[@]}" --codec subspace:16+efixed=1+norm+layeremb
 run 4 lemb-np4 "${common[@]}" --codec subspace:16+efixed=1+norm+layeremb
 same_losses lemb-np1 lemb-np4
 expect_error lemb-dense "need the token ids on every stage" 2 "${common[@]}" --codec int8 --layer-embedding
+# Gradients in their own format: int8 activations (16 coordinates + bf16 scale + 2-byte id =
+# 20 B/token), int4 gradients (8 + 2 = 10 B/token), each plus the message header's share.
+run 4 gradfmt-np4 "${common[@]}" --codec subspace:16:int8 --grad-coords int4
+fwd=$(field "$OUT/gradfmt-np4.jsonl" bytes_per_token_fwd | head -1); bwd=$(field "$OUT/gradfmt-np4.jsonl" bytes_per_token_bwd | head -1)
+if [ -n "$fwd" ] && [ -n "$bwd" ] && awk -v f="$fwd" -v b="$bwd" 'BEGIN { exit !(f >= 20 && f < 20.5 && b >= 10 && b < 10.5) }'; then
+  echo "mpi-checks: ok   gradfmt-np4: $fwd B/token forward (int8), $bwd backward (int4)"
+else
+  echo "mpi-checks: FAIL gradfmt-np4: bytes/token forward '$fwd', backward '$bwd'; expected ~20 and ~10" >&2; fail=1
+fi
 
 # A killed rank ends the job (non-zero) within 30 s; resuming from the last checkpoint gives
 # the uninterrupted run's losses.

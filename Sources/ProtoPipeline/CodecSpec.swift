@@ -9,8 +9,10 @@ public enum CodecKind: String, CaseIterable, Sendable {
 }
 
 /// One wire codec and its settings: dense, bf16, int8, int4, fp8, topk[:FRACTION],
-/// subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X],
-/// projector[:K][:FORMAT][:fixed][:every=N][:ulr=X]; FORMAT is fp32|bf16|int8|fp8|int4.
+/// subspace[:K][:reparam|projected][:FORMAT][:bwd=FORMAT][:adaptive][:every=N][:ulr=X],
+/// projector[:K][:FORMAT][:bwd=FORMAT][:fixed][:every=N][:ulr=X]; FORMAT is fp32|bf16|int8|fp8|int4.
+/// `bwd=FORMAT` gives the backward (gradient) coordinates their own format; without it both
+/// directions use FORMAT.
 /// `adaptive` trains the shared U (SPEC §2 way 1); `projector` is the learned per-boundary
 /// projection model (way 2; `fixed` keeps its seeded projections); `every`/`ulr` set how
 /// often such a basis is stepped and its learning rate relative to the model's.
@@ -19,19 +21,27 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     /// Subspace rank k (default d/8).
     public var rankK: Int?
     public var mode: SubspaceMode?
-    /// Number format of the subspace coordinates on the wire.
+    /// Number format of the subspace coordinates on the wire (forward, and backward unless
+    /// `gradCoords` is set).
     public var coords: CoordinateFormat = .fp32
+    /// Number format of the backward (gradient) coordinates when it differs from `coords`.
+    /// Gradients take fewer bits than activations: measured, 4-bit gradients cost a fraction
+    /// of what 4-bit activations do (README, "Compression that keeps convergence").
+    public var gradCoords: CoordinateFormat?
+    /// The format the backward coordinates travel in.
+    public var backwardCoords: CoordinateFormat { gradCoords ?? coords }
     public var topkFraction: Double?
     /// A trained basis (adaptive U, learned projectors) and how it trains; nil keeps it fixed.
     public var training: ManifoldTraining?
 
     public init(kind: CodecKind = .dense, rankK: Int? = nil, mode: SubspaceMode? = nil,
-                coords: CoordinateFormat = .fp32, topkFraction: Double? = nil, training: ManifoldTraining? = nil) {
-        self.kind = kind; self.rankK = rankK; self.mode = mode; self.coords = coords; self.topkFraction = topkFraction
-        self.training = training
+                coords: CoordinateFormat = .fp32, gradCoords: CoordinateFormat? = nil, topkFraction: Double? = nil,
+                training: ManifoldTraining? = nil) {
+        self.kind = kind; self.rankK = rankK; self.mode = mode; self.coords = coords; self.gradCoords = gradCoords
+        self.topkFraction = topkFraction; self.training = training
     }
 
-    public static let syntax = "dense, bf16, int8, int4, fp8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"
+    public static let syntax = "dense, bf16, int8, int4, fp8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:bwd=FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:bwd=FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"
 
     /// Parses one codec word, e.g. `subspace:16:int8` or `topk:0.1`.
     public static func parse(_ text: String) throws -> CodecSpec {
@@ -53,7 +63,12 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
                 case "ulr":
                     guard let x = Float(value), x > 0, x.isFinite else { throw bad("ulr=X needs a positive number X") }
                     c.training = c.training ?? ManifoldTraining(); c.training!.lrScale = x
-                default: throw bad("unknown setting '\(key)'; use every=N or ulr=X")
+                case "bwd":
+                    guard c.gradCoords == nil, let f = CoordinateFormat(rawValue: String(value)) else {
+                        throw bad("bwd=FORMAT (once) needs one of \(CoordinateFormat.allCases.map(\.rawValue).joined(separator: "|"))")
+                    }
+                    c.gradCoords = f
+                default: throw bad("unknown setting '\(key)'; use every=N, ulr=X or bwd=FORMAT")
                 }
                 continue
             }
@@ -69,13 +84,13 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
                 else if let f = CoordinateFormat(rawValue: p), !sawFormat { c.coords = f; sawFormat = true }
                 else if p == "adaptive" { c.training = c.training ?? ManifoldTraining() }
                 else {
-                    throw bad("subspace takes K, reparam|projected, one of \(CoordinateFormat.allCases.map(\.rawValue).joined(separator: "|")), adaptive, every=N, ulr=X; e.g. subspace:16:int8")
+                    throw bad("subspace takes K, reparam|projected, one of \(CoordinateFormat.allCases.map(\.rawValue).joined(separator: "|")), bwd=FORMAT, adaptive, every=N, ulr=X; e.g. subspace:16:int8")
                 }
             case .projector:
                 if let k = Int(p), c.rankK == nil { c.rankK = k }
                 else if let f = CoordinateFormat(rawValue: p), !sawFormat { c.coords = f; sawFormat = true }
                 else if p == "fixed" { fixed = true }
-                else { throw bad("projector takes K, a coordinate format, fixed, every=N, ulr=X; e.g. projector:16:int8") }
+                else { throw bad("projector takes K, a coordinate format, bwd=FORMAT, fixed, every=N, ulr=X; e.g. projector:16:int8") }
             default:
                 throw bad("\(kind.rawValue) takes no settings")
             }
@@ -85,6 +100,7 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
             c.training = nil
         }
         if c.mode == .projected && c.training != nil { throw bad("an adaptive U needs the reparam mode") }
+        if c.gradCoords == c.coords { c.gradCoords = nil }  // one spelling for one codec
         return c
     }
 
@@ -100,7 +116,8 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         switch kind {
         case .subspace, .projector:
             return ([kind.rawValue] + (rankK.map { [String($0)] } ?? []) + (mode.map { [$0.rawValue] } ?? [])
-                    + (coords == .fp32 ? [] : [coords.rawValue]) + trainingWords).joined(separator: ":")
+                    + (coords == .fp32 ? [] : [coords.rawValue]) + (gradCoords.map { ["bwd=\($0.rawValue)"] } ?? [])
+                    + trainingWords).joined(separator: ":")
         case .topk: return "topk" + (topkFraction.map { ":\($0)" } ?? "")
         default: return kind.rawValue
         }
@@ -149,7 +166,8 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
             let t = training.map { t in (t.every != 1 ? " every \(t.every)" : "") + (t.lrScale != 1 ? " ulr \(t.lrScale)" : "") } ?? ""
             return "\(kind.rawValue) k=\(rank(dModel: dModel))" + ((mode ?? .reparam) == .projected ? " projected" : "")
                 + (kind == .subspace && training != nil ? " adaptive" : "") + (kind == .projector && training == nil ? " fixed" : "")
-                + t + (coords == .fp32 ? "" : " \(coords.rawValue)")
+                + t + (coords == .fp32 && gradCoords == nil ? "" : " \(coords.rawValue)")
+                + (gradCoords.map { "/\($0.rawValue)" } ?? "")
         case .topk: return "topk \(topkFraction ?? 0.1)"
         default: return kind.rawValue
         }
@@ -164,14 +182,14 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         case .int4: return QuantizedCodec(format: .int4)
         case .fp8: return QuantizedCodec(format: .fp8)
         case .topk: return TopKCodec(fraction: topkFraction ?? 0.1)
-        case .subspace: return SubspaceCodec(subspace: model.subspace!, format: coords)
+        case .subspace: return SubspaceCodec(subspace: model.subspace!, format: coords, gradFormat: backwardCoords)
         case .projector:
             let lo = model.stage.layers.lowerBound, hi = model.stage.layers.upperBound
             let input = model.projectors[lo - 1], output = model.stage.hasHead ? nil : model.projectors[hi - 1]
             // One stage holding the whole model has no boundary: nothing crosses (the model
             // still applies its projectors between its blocks).
             guard input != nil || output != nil else { return DenseCodec() }
-            return SubspaceCodec(fixed: model.fixed!, input: input, output: output, format: coords)
+            return SubspaceCodec(fixed: model.fixed!, input: input, output: output, format: coords, gradFormat: backwardCoords)
         }
     }
 }

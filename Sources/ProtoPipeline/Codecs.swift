@@ -224,21 +224,30 @@ public final class SubspaceCodec: WireCodec {
     public let output: Basis?
     /// Basis of the boundary before this stage (forward receives, backward sends).
     public let input: Basis?
+    /// Format of the forward coordinates (activations).
     public let format: CoordinateFormat
+    /// Format of the backward coordinates (gradients).
+    public let gradFormat: CoordinateFormat
     public let k: Int
     private var work = FloatBuffer(count: 1)    // (n, d)
     private var coords = FloatBuffer(count: 1)  // (n, k)
 
-    public init(fixed: FixedEmbedding, input: Basis?, output: Basis?, format: CoordinateFormat = .fp32) {
+    /// `gradFormat` nil: the gradients travel in `format` too.
+    public init(fixed: FixedEmbedding, input: Basis?, output: Basis?, format: CoordinateFormat = .fp32,
+                gradFormat: CoordinateFormat? = nil) {
         precondition(input != nil || output != nil, "a subspace codec needs a basis")
         self.fixed = fixed; self.input = input; self.output = output; self.format = format
+        self.gradFormat = gradFormat ?? format
         k = (input ?? output)!.k
     }
     /// The shared-subspace wire: U on both sides.
-    public convenience init(subspace: Subspace, format: CoordinateFormat = .fp32) {
-        self.init(fixed: subspace.fixed, input: subspace.basis, output: subspace.basis, format: format)
+    public convenience init(subspace: Subspace, format: CoordinateFormat = .fp32, gradFormat: CoordinateFormat? = nil) {
+        self.init(fixed: subspace.fixed, input: subspace.basis, output: subspace.basis, format: format, gradFormat: gradFormat)
     }
-    public var name: String { format == .fp32 ? "subspace" : "subspace-\(format.rawValue)" }
+    public var name: String {
+        if gradFormat != format { return "subspace-\(format.rawValue)/\(gradFormat.rawValue)" }
+        return format == .fp32 ? "subspace" : "subspace-\(format.rawValue)"
+    }
     public var carriesIds: Bool { true }
 
     private var vocabSize: Int { fixed.vocabSize }
@@ -246,7 +255,7 @@ public final class SubspaceCodec: WireCodec {
     private func idsPayload(_ n: Int) -> Int { (n * idBytes + 3) & ~3 }
     /// Payload bytes of one forward message of n tokens.
     public func forwardBytes(n: Int) -> Int { idsPayload(n) + n * format.rowBytes(k: k) }
-    public func backwardBytes(n: Int) -> Int { n * format.rowBytes(k: k) }
+    public func backwardBytes(n: Int) -> Int { n * gradFormat.rowBytes(k: k) }
 
     private func ensure(_ n: Int, _ d: Int) {
         if work.count < n * d { work = FloatBuffer(count: n * d) }
@@ -304,14 +313,14 @@ public final class SubspaceCodec: WireCodec {
         ensure(n, d)
         u.coordinates(g, rows: n, into: coords.ptr)
         let b = WireBuffer(payloadBytes: backwardBytes(n: n))
-        if format.isExact {
-            format.encode(coords.ptr, rows: n, k: k, into: b.payload)
+        if gradFormat.isExact {
+            gradFormat.encode(coords.ptr, rows: n, k: k, into: b.payload)
         } else {
             // Lossy coordinates: U is orthonormal, so the error of the receiver's G·U·Uᵀ is
             // the error of the coordinates themselves.
             let nk = n * k
             work.ptr.update(from: coords.ptr, count: nk)
-            format.encode(coords.ptr, rows: n, k: k, into: b.payload)
+            gradFormat.encode(coords.ptr, rows: n, k: k, into: b.payload)
             var e = (errorStats.errSqBackward, errorStats.normSqBackward)
             addError(&e, work.ptr, coords.ptr, nk)
             (errorStats.errSqBackward, errorStats.normSqBackward) = e
@@ -323,7 +332,7 @@ public final class SubspaceCodec: WireCodec {
         let u = basis(output, "receive gradients over")
         try expectPayload(b, backwardBytes(n: n), "backward")
         ensure(n, d)
-        format.decode(b.payload, rows: n, k: k, into: coords.ptr)
+        gradFormat.decode(b.payload, rows: n, k: k, into: coords.ptr)
         u.expand(coords.ptr, rows: n, into: g, accumulate: false)
     }
 }

@@ -52,6 +52,8 @@ struct CodecOptions: ParsableArguments {
     var subspaceMode: SubspaceMode?
     @Option(help: "Number format of the subspace coordinates on the wire: fp32 (exact), bf16, or int8/fp8/int4 with a per-token scale.")
     var coords: CoordinateFormat?
+    @Option(name: .customLong("grad-coords"), help: "Number format of the backward (gradient) coordinates, if not that of --coords (e.g. --coords int8 --grad-coords int4).")
+    var gradCoords: CoordinateFormat?
     @Option(name: .customLong("topk-fraction"), help: "Share of each token's d values the topk codec sends (0 < f ≤ 1, default 0.1).")
     var topkFraction: Double?
     @Option(help: "Emulated link for every boundary: off, a preset (\(LinkModel.presets.map(\.name).joined(separator: ", "))) or BANDWIDTH[:LATENCY], e.g. 80mbit, 200mbit:50ms, 1gbit:1ms; or one per boundary separated by /, e.g. 200mbit:50ms/20mbit:50ms/200mbit:50ms.")
@@ -62,7 +64,7 @@ struct CodecOptions: ParsableArguments {
         var v = try Variant.parse(codec)
         var c = v.spec
         let subspaceLike = c.kind == .subspace || c.kind == .projector
-        for (flag, given) in [("--rank-k", rankK != nil), ("--coords", coords != nil)] where given && !subspaceLike {
+        for (flag, given) in [("--rank-k", rankK != nil), ("--coords", coords != nil), ("--grad-coords", gradCoords != nil)] where given && !subspaceLike {
             throw ValidationError("\(flag) only applies with --codec subspace or projector (the codec is \(c.kind.rawValue))")
         }
         if subspaceMode != nil && c.kind != .subspace { throw ValidationError("--subspace-mode only applies with --codec subspace (the codec is \(c.kind.rawValue))") }
@@ -70,6 +72,8 @@ struct CodecOptions: ParsableArguments {
         if let k = rankK { c.rankK = k }
         if let m = subspaceMode { c.mode = m }
         if let f = coords { c.coords = f }
+        if let f = gradCoords { c.gradCoords = f }
+        if c.gradCoords == c.coords { c.gradCoords = nil }  // one spelling for one codec
         if let f = topkFraction { c.topkFraction = f }
         v.spec = c
         return v

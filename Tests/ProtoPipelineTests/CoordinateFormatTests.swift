@@ -87,7 +87,8 @@ final class CoordinateFormatTests: XCTestCase {
         sub.expand(coords, rows: n, into: &x, accumulate: false)
         sub.addFixed(&x, ids: ids, n: n)
         for f in CoordinateFormat.allCases {
-            let c = SubspaceCodec(subspace: sub, format: f)
+          for gf in Set([f, .int4, .fp32]) {
+            let c = SubspaceCodec(subspace: sub, format: f, gradFormat: gf)
             let b = c.encodeForward(x, ids: ids, n: n, d: d)
             XCTAssertEqual(b.count, WireBuffer.headerBytes + 2 * n + n * f.rowBytes(k: k), "\(f): ids + coordinates")
             var y = [Float](repeating: 0, count: n * d), rid = [Int32](repeating: 0, count: n)
@@ -97,14 +98,38 @@ final class CoordinateFormatTests: XCTestCase {
             if f == .fp32 { XCTAssertLessThan(relErr(y, x), 1e-6) } else { XCTAssertGreaterThan(relErr(y, x), 1e-5) }
             let g = randomArray(n * d, seed: 10)
             let gb = c.encodeBackward(g, ids: ids, n: n, d: d)
+            XCTAssertEqual(gb.count, WireBuffer.headerBytes + n * gf.rowBytes(k: k), "\(f)/\(gf): gradients in their own format")
             var gy = [Float](repeating: 0, count: n * d)
             try c.decodeBackward(gb, into: &gy, ids: ids, n: n, d: d)
             var exact = g
             let scratch = FloatBuffer(count: n * k)
             exact.withUnsafeMutableBufferPointer { sub.project($0.baseAddress!, rows: n, scratch: scratch.ptr) }
-            XCTAssertEqual(c.errorStats.relativeBackward, f == .fp32 ? 0 : relErr(gy, exact), accuracy: 1e-5,
-                           "\(f): backward error is measured against the exact G·U·Uᵀ")
+            XCTAssertEqual(c.errorStats.relativeBackward, gf == .fp32 ? 0 : relErr(gy, exact), accuracy: 1e-5,
+                           "\(f)/\(gf): backward error is measured against the exact G·U·Uᵀ")
+            if gf == .fp32 { XCTAssertLessThan(relErr(gy, exact), 1e-6) } else { XCTAssertGreaterThan(relErr(gy, exact), 1e-5) }
+          }
         }
+    }
+
+    /// `bwd=FORMAT`: in a real pipeline step, activations stay exact while gradients travel as
+    /// int4, and each direction's messages have its own format's size.
+    func testGradientsTravelInTheirOwnFormat() throws {
+        let (base, tc) = pipelineConfig()
+        let spec = try CodecSpec.parse("subspace:4:bwd=int4")
+        var cfg = base
+        try spec.apply(to: &cfg, split: [2, 2])
+        let data = syntheticBatches(cfg, B: tc.batchSize, M: tc.microbatches, steps: 1, seed: 5)
+        let local = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: tc.batchSize), train: tc)
+        let ref = local.step(0, data[0]).loss
+        let p = try InProcessPipeline(config: cfg, split: [2, 2], train: tc, schedule: .oneFOneB) { spec.makeCodec(model: $0) }
+        assertRel(try p.trainStep(0, data[0]).loss, ref, 1e-5, "the forward pass is exact")
+        let sender = p.lastMetrics[0], receiver = p.lastMetrics[1]
+        XCTAssertLessThan(sender.wireError.relativeForward, 1e-5, "activations exact")
+        XCTAssertGreaterThan(receiver.wireError.relativeBackward, 1e-3, "gradients rounded to int4")
+        XCTAssertLessThan(receiver.wireError.relativeBackward, 0.3)
+        let n = tc.batchSize * cfg.seqLen, M = Double(tc.microbatches), k = 4
+        XCTAssertEqual(sender.bytesSentForward, M * Double(WireBuffer.headerBytes + 2 * n + n * CoordinateFormat.fp32.rowBytes(k: k)))
+        XCTAssertEqual(receiver.bytesSentBackward, M * Double(WireBuffer.headerBytes + n * CoordinateFormat.int4.rowBytes(k: k)))
     }
 
     func testDenseQuantizedCodecs() throws {
@@ -125,13 +150,21 @@ final class CoordinateFormatTests: XCTestCase {
 
     func testCodecSpecWordsRoundTrip() throws {
         for w in ["dense", "bf16", "int8", "int4", "fp8", "topk:0.25", "projector:8:int8", "projector:8:fixed", "subspace:16:adaptive:every=4:ulr=0.1", "subspace", "subspace:16", "subspace:16:projected", "subspace:8:int8",
-                  "subspace:32:fp8", "subspace:24:reparam:int4"] {
+                  "subspace:32:fp8", "subspace:24:reparam:int4", "subspace:38:int8:bwd=int4", "projector:8:int8:bwd=int4:fixed",
+                  "subspace:16:bwd=bf16:adaptive:every=2"] {
             XCTAssertEqual(try CodecSpec.parse(w).description, w, "'\(w)' reads back")
         }
         let s = try CodecSpec.parse("subspace:16:int4")
         XCTAssertEqual(s.coords, .int4)
         XCTAssertEqual(s.label(dModel: 128), "subspace k=16 int4")
-        for bad in ["subspace:16:int8:fp8", "dense:3", "topk:x", "zip", "subspace:banana"] {
+        let a = try CodecSpec.parse("subspace:38:int8:bwd=int4")
+        XCTAssertEqual(a.coords, .int8)
+        XCTAssertEqual(a.backwardCoords, .int4)
+        XCTAssertEqual(a.label(dModel: 128), "subspace k=38 int8/int4")
+        XCTAssertEqual(try CodecSpec.parse("subspace:16:int8:bwd=int8").description, "subspace:16:int8", "one spelling for one codec")
+        XCTAssertEqual(try CodecSpec.parse("subspace:16:bwd=int8").label(dModel: 128), "subspace k=16 fp32/int8")
+        for bad in ["subspace:16:int8:fp8", "dense:3", "topk:x", "zip", "subspace:banana", "subspace:16:bwd=int3",
+                    "subspace:16:bwd=int4:bwd=int8", "int8:bwd=int4"] {
             XCTAssertThrowsError(try CodecSpec.parse(bad), "'\(bad)' is refused") { XCTAssert("\($0)".contains(bad)) }
         }
         var cfg = ModelConfig(vocabSize: 48, seqLen: 8, nLayer: 4, nHead: 2, dModel: 16)
