@@ -26,12 +26,15 @@ ap.add_argument("--B", type=int, default=32)
 ap.add_argument("--lr", type=float, default=3e-3)
 ap.add_argument("--ulr", type=float, default=None, help="lr of U / projectors (default lr)")
 ap.add_argument("--quant", default="none", choices=["none", "int8", "int4", "fp8", "int2", "bf16"])
+ap.add_argument("--quant-bwd", default=None, choices=["none", "int8", "int4", "fp8", "int2", "bf16"], help="format of the backward (gradient) coordinates; default --quant")
 ap.add_argument("--efixed-std", type=float, default=0.02)
 ap.add_argument("--no-efixed", action="store_true", help="proj: no E_fixed subtraction")
 ap.add_argument("--subnorm", action="store_true", help="gain-free RMSNorm on sublayer outputs")
 ap.add_argument("--mlp", type=int, default=None)
 ap.add_argument("--stage-emb", action="store_true", help="each stage adds its own trainable V×d table of its ids to its input stream, not sent")
+ap.add_argument("--prev-emb", action="store_true", help="with --stage-emb: each stage also adds a trainable V×d table of the previous token's id (zero at t=0), not sent")
 ap.add_argument("--write-gain", action="store_true", help="trainable gain after the gain-free sublayer norm (k channels when constrained)")
+ap.add_argument("--attn-full", action="store_true", help="constrained blocks: the MLP reads the full-width attention write; only its span(U) part joins the stream that is sent")
 ap.add_argument("--ids", action="store_true", help="resbm: add E_fixed[ids] at the receiver")
 ap.add_argument("--every", type=int, default=1, help="adaptive/proj update every N steps")
 ap.add_argument("--threads", type=int, default=2)
@@ -87,7 +90,7 @@ class Q(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, kind): ctx.kind = kind; return q_fwd(x, kind)
     @staticmethod
-    def backward(ctx, g): return q_fwd(g, ctx.kind), None
+    def backward(ctx, g): return q_fwd(g, a.quant_bwd or ctx.kind), None
 
 def orth(n, m, g):
     q, r = torch.linalg.qr(torch.randn(n, m, generator=g, dtype=torch.float64))
@@ -109,13 +112,15 @@ par("wte", (V, k) if sub else (V, d), 0.02)
 for l in range(L):
     c = sub and l < L - 1
     par(f"h{l}.ln1", (d,), 0); par(f"h{l}.qkv", (d, 3 * d), 0.02)
-    par(f"h{l}.attn_proj", (d, k if c else d), rstd); par(f"h{l}.ln2", (d,), 0)
+    par(f"h{l}.attn_proj", (d, k if c and not a.attn_full else d), rstd); par(f"h{l}.ln2", (d,), 0)
     par(f"h{l}.fc", (d, H), 0.02); par(f"h{l}.fc_proj", (H, k if c else d), rstd)
     if a.write_gain:
         par(f"h{l}.ga", (k if c else d,), 0); par(f"h{l}.gm", (k if c else d,), 0)
 par("lnf", (d,), 0); par("lm_head", (d, V), 0.02)
 if a.stage_emb:  # zeros, drawn from no generator: every other weight starts as without the option
     for l in range(L): P[f"h{l}.semb"] = torch.zeros(V, d).requires_grad_(True)
+    if a.prev_emb:
+        for l in range(L): P[f"h{l}.pemb"] = torch.zeros(V, d).requires_grad_(True)
 A = {}
 if a.variant in ("proj", "pca"):
     for l in range(L - 1): A[l] = orth(d, k, g0).requires_grad_(a.variant == "proj")
@@ -145,7 +150,16 @@ def block(l, x, B):
     q, kk, v = (h @ P[f"h{l}.qkv"]).split(d, -1)
     q, kk, v = (t.view(B, T, NH, d // NH).transpose(1, 2) for t in (q, kk, v))
     y = F.scaled_dot_product_attention(rope(q), rope(kk), v, is_causal=True)
-    x = x + write(l, y.transpose(1, 2).reshape(B, T, d), "attn_proj")
+    y = y.transpose(1, 2).reshape(B, T, d)
+    if a.attn_full and sub and l < L - 1:
+        full = y @ P[f"h{l}.attn_proj"]
+        inner = rms(full) if a.subnorm else full       # what the MLP of this block reads
+        sent = full @ U @ U.T                          # what joins the stream that is sent
+        if a.subnorm: sent = rms(sent)
+        h = rms(x + inner, P[f"h{l}.ln2"])
+        m = F.relu(h @ P[f"h{l}.fc"]).square()
+        return x + sent, m
+    x = x + write(l, y, "attn_proj")
     h = rms(x, P[f"h{l}.ln2"])
     m = F.relu(h @ P[f"h{l}.fc"]).square()
     return x, m
@@ -158,12 +172,16 @@ def forward(ids, tgt, train_mode):
     else: x = P["wte"][ids]
     ebase = E if (splitemb and not a.no_efixed) else torch.zeros_like(E)
     lift = None
+    def side(l):  # what stage l adds to its input and takes out of its output (never sent)
+        e = P[f"h{l}.semb"][ids]
+        if a.prev_emb: e = e + F.pad(P[f"h{l}.pemb"][ids[:, :-1]], (0, 0, 1, 0))
+        return e
     for l in range(L):
         if a.variant == "sublift" and l > 0:
             c = (x - E) @ U
             lift = F.relu(c @ P[f"lift{l}.up"])
             x = x + lift
-        if a.stage_emb: x = x + P[f"h{l}.semb"][ids]
+        if a.stage_emb: x = x + side(l)
         x, m = block(l, x, B)
         if a.variant == "resbm" and l < L - 1:
             c = x[..., :k] + m @ P[f"rb{l}.down"]
@@ -174,7 +192,7 @@ def forward(ids, tgt, train_mode):
             x = x - lift  # the stage's own lift is not sent: the next stage lifts its input itself
         x = x + write(l, m, "fc_proj")
         if l == L - 1: break
-        if a.stage_emb: x = x - P[f"h{l}.semb"][ids]  # the stage's own table is not sent
+        if a.stage_emb: x = x - side(l)  # the stage's own tables are not sent
         if sub and a.quant != "none":
             c = Q.apply((x - E) @ U, a.quant)
             x = E + c @ U.T
