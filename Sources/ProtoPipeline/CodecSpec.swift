@@ -30,6 +30,9 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     public var gradCoords: CoordinateFormat?
     /// The format the backward coordinates travel in.
     public var backwardCoords: CoordinateFormat { gradCoords ?? coords }
+    /// `gradCoords` when it differs from `coords`: `int8:bwd=int8` is spelled and named `int8`,
+    /// so one codec has one word (and one cached `converge` run).
+    private var distinctGradCoords: CoordinateFormat? { gradCoords == coords ? nil : gradCoords }
     public var topkFraction: Double?
     /// A trained basis (adaptive U, learned projectors) and how it trains; nil keeps it fixed.
     public var training: ManifoldTraining?
@@ -100,7 +103,6 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
             c.training = nil
         }
         if c.mode == .projected && c.training != nil { throw bad("an adaptive U needs the reparam mode") }
-        if c.gradCoords == c.coords { c.gradCoords = nil }  // one spelling for one codec
         return c
     }
 
@@ -116,7 +118,7 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
         switch kind {
         case .subspace, .projector:
             return ([kind.rawValue] + (rankK.map { [String($0)] } ?? []) + (mode.map { [$0.rawValue] } ?? [])
-                    + (coords == .fp32 ? [] : [coords.rawValue]) + (gradCoords.map { ["bwd=\($0.rawValue)"] } ?? [])
+                    + (coords == .fp32 ? [] : [coords.rawValue]) + (distinctGradCoords.map { ["bwd=\($0.rawValue)"] } ?? [])
                     + trainingWords).joined(separator: ":")
         case .topk: return "topk" + (topkFraction.map { ":\($0)" } ?? "")
         default: return kind.rawValue
@@ -166,8 +168,8 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
             let t = training.map { t in (t.every != 1 ? " every \(t.every)" : "") + (t.lrScale != 1 ? " ulr \(t.lrScale)" : "") } ?? ""
             return "\(kind.rawValue) k=\(rank(dModel: dModel))" + ((mode ?? .reparam) == .projected ? " projected" : "")
                 + (kind == .subspace && training != nil ? " adaptive" : "") + (kind == .projector && training == nil ? " fixed" : "")
-                + t + (coords == .fp32 && gradCoords == nil ? "" : " \(coords.rawValue)")
-                + (gradCoords.map { "/\($0.rawValue)" } ?? "")
+                + t + (coords == .fp32 && distinctGradCoords == nil ? "" : " \(coords.rawValue)")
+                + (distinctGradCoords.map { "/\($0.rawValue)" } ?? "")
         case .topk: return "topk \(topkFraction ?? 0.1)"
         default: return kind.rawValue
         }

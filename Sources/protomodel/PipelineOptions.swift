@@ -73,7 +73,6 @@ struct CodecOptions: ParsableArguments {
         if let m = subspaceMode { c.mode = m }
         if let f = coords { c.coords = f }
         if let f = gradCoords { c.gradCoords = f }
-        if c.gradCoords == c.coords { c.gradCoords = nil }  // one spelling for one codec
         if let f = topkFraction { c.topkFraction = f }
         v.spec = c
         return v
