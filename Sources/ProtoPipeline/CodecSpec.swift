@@ -33,6 +33,12 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     /// `gradCoords` when it differs from `coords`: `int8:bwd=int8` is spelled and named `int8`,
     /// so one codec has one word (and one cached `converge` run).
     private var distinctGradCoords: CoordinateFormat? { gradCoords == coords ? nil : gradCoords }
+
+    /// Equal when they encode the same wire: `bwd=` equal to the forward format counts as absent.
+    public static func == (a: CodecSpec, b: CodecSpec) -> Bool {
+        a.kind == b.kind && a.rankK == b.rankK && a.mode == b.mode && a.coords == b.coords
+            && a.backwardCoords == b.backwardCoords && a.topkFraction == b.topkFraction && a.training == b.training
+    }
     public var topkFraction: Double?
     /// A trained basis (adaptive U, learned projectors) and how it trains; nil keeps it fixed.
     public var training: ManifoldTraining?

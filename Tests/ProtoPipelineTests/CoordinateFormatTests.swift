@@ -162,6 +162,8 @@ final class CoordinateFormatTests: XCTestCase {
         XCTAssertEqual(a.backwardCoords, .int4)
         XCTAssertEqual(a.label(dModel: 128), "subspace k=38 int8/int4")
         XCTAssertEqual(try CodecSpec.parse("subspace:16:int8:bwd=int8").description, "subspace:16:int8", "one spelling for one codec")
+        XCTAssertEqual(try CodecSpec.parse("subspace:16:int8:bwd=int8"), try CodecSpec.parse("subspace:16:int8"), "equal as values too")
+        XCTAssertNotEqual(try CodecSpec.parse("subspace:16:int8:bwd=int4"), try CodecSpec.parse("subspace:16:int8"))
         XCTAssertEqual(try CodecSpec.parse("subspace:16:bwd=int8").label(dModel: 128), "subspace k=16 fp32/int8")
         for bad in ["subspace:16:int8:fp8", "dense:3", "topk:x", "zip", "subspace:banana", "subspace:16:bwd=int3",
                     "subspace:16:bwd=int4:bwd=int8", "int8:bwd=int4"] {
