@@ -164,23 +164,29 @@ public struct SVGPlot {
             if let labels = ser.labels {
                 for (p, l) in zip(ser.points, labels) where shown(p) {
                     // Right of the point, else left of it when it would leave the plot; moved
-                    // down or up past labels already placed so none overprints another.
+                    // down or up past labels already placed so none overprints another. One
+                    // line away at most on the point's own row; further (up to four lines) with
+                    // a leader line back to the point, so a crowded label still names its point.
+                    // With no free place at all the label is left out (the tables carry it).
                     let w = 6.2 * Double(l.count), x0 = px(p.x), y0 = py(p.y)
-                    // The right side first (the left when the plot ends there), then the other
-                    // side; never further than one line away, or it would name the wrong point.
                     let rightFits = x0 + 7 + w <= left + pw, leftFits = x0 - 7 - w >= left
                     let sides = rightFits ? (leftFits ? [false, true] : [false]) : [true]
-                    var toLeft = sides[0], by = y0 - 6
-                    search: for side in sides {
-                        let bx = side ? x0 - 7 - w : x0 + 7
-                        for dy in [0.0, 13, -13] {
-                            let y = y0 - 6 + dy
-                            if y - 10 >= top, y <= top + ph, !placedLabels.contains(where: { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }) {
-                                (toLeft, by) = (side, y); break search
-                            }
-                        }
+                    var candidates: [(toLeft: Bool, dy: Double)] = []
+                    for side in sides { for dy in [0.0, 13, -13] { candidates.append((side, dy)) } }
+                    for dy in [26.0, -26, 39, -39, 52, -52] { for side in sides { candidates.append((side, dy)) } }
+                    let free = candidates.first { c in
+                        let bx = c.toLeft ? x0 - 7 - w : x0 + 7, y = y0 - 6 + c.dy
+                        return y - 10 >= top && y <= top + ph
+                            && !placedLabels.contains { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }
                     }
+                    guard let free else { continue }
+                    let (toLeft, dy) = free
+                    let by = y0 - 6 + dy
                     placedLabels.append((toLeft ? x0 - 7 - w : x0 + 7, by, w))
+                    if abs(dy) > 13 {
+                        let lx = toLeft ? x0 - 6 : x0 + 6, ly = by - 4
+                        s += "<line x1=\"\(f(x0))\" y1=\"\(f(y0))\" x2=\"\(f(lx))\" y2=\"\(f(ly))\" stroke=\"#999\" stroke-width=\"0.7\"/>"
+                    }
                     s += "<text x=\"\(f(toLeft ? x0 - 7 : x0 + 7))\" y=\"\(f(by))\"\(toLeft ? " text-anchor=\"end\"" : "") font-size=\"10.5\" fill=\"#333\">\(Self.esc(l))</text>"
                 }
             }

@@ -131,4 +131,29 @@ final class ConvergenceReportTests: XCTestCase {
         XCTAssertTrue(svg.contains("text-anchor=\"end\" font-size=\"10.5\" fill=\"#333\">rightmost point with a long label<"), "label at the right edge not moved left")
         XCTAssertGreaterThan(svg.components(separatedBy: ">word word").count - 1, 1, "a 300-character caption must wrap")
     }
+
+    func testCrowdedLabelsMoveFurtherWithLeaderLines() {
+        // Seven points on one spot, as the Pareto plot has where variants tie in bytes: every
+        // label is drawn, no two on the same line, and those more than one line away from
+        // their point are joined to it by a leader line.
+        let names = (1...7).map { "variant number \($0)" }
+        var plot = SVGPlot(title: "t", xLabel: "x", yLabel: "y",
+                           series: [.init(name: "s", points: names.indices.map { (1.0 + 1e-6 * Double($0), 2.0) } + [(0.5, 1.0), (3, 3.0)],
+                                          line: false, markers: true, labels: names + ["low", "high"])])
+        plot.width = 820
+        let svg = plot.render()
+        var ys: [(y: Double, left: Bool)] = []
+        for n in names {
+            guard let r = svg.range(of: ">\(n)</text>") else { XCTFail("\(n): label left out"); continue }
+            let head = svg[..<r.lowerBound]
+            let t = head.range(of: "<text ", options: .backwards)!, yr = head[t.upperBound...].range(of: "y=\"")!
+            ys.append((Double(head[yr.upperBound...].prefix { $0 != "\"" })!, head[t.upperBound...].contains("text-anchor=\"end\"")))
+        }
+        // Labels on one side of the spot share x ranges: they must be at least 11 px apart.
+        for left in [false, true] {
+            let side = ys.filter { $0.left == left }.map(\.y).sorted()
+            XCTAssertGreaterThanOrEqual(zip(side, side.dropFirst()).map { $1 - $0 }.min() ?? 99, 11, "labels overprint: \(side)")
+        }
+        XCTAssertGreaterThanOrEqual(svg.components(separatedBy: "stroke=\"#999\" stroke-width=\"0.7\"").count - 1, 1, "no leader line for a far label")
+    }
 }
