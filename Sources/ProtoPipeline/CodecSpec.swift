@@ -33,12 +33,6 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
     /// `gradCoords` when it differs from `coords`: `int8:bwd=int8` is spelled and named `int8`,
     /// so one codec has one word (and one cached `converge` run).
     private var distinctGradCoords: CoordinateFormat? { gradCoords == coords ? nil : gradCoords }
-
-    /// Equal when they encode the same wire: `bwd=` equal to the forward format counts as absent.
-    public static func == (a: CodecSpec, b: CodecSpec) -> Bool {
-        a.kind == b.kind && a.rankK == b.rankK && a.mode == b.mode && a.coords == b.coords
-            && a.backwardCoords == b.backwardCoords && a.topkFraction == b.topkFraction && a.training == b.training
-    }
     public var topkFraction: Double?
     /// A trained basis (adaptive U, learned projectors) and how it trains; nil keeps it fixed.
     public var training: ManifoldTraining?
@@ -48,6 +42,12 @@ public struct CodecSpec: Equatable, Sendable, CustomStringConvertible {
                 training: ManifoldTraining? = nil) {
         self.kind = kind; self.rankK = rankK; self.mode = mode; self.coords = coords; self.gradCoords = gradCoords
         self.topkFraction = topkFraction; self.training = training
+    }
+
+    /// Equal when they encode the same wire: `bwd=` equal to the forward format counts as absent.
+    public static func == (a: CodecSpec, b: CodecSpec) -> Bool {
+        a.kind == b.kind && a.rankK == b.rankK && a.mode == b.mode && a.coords == b.coords
+            && a.backwardCoords == b.backwardCoords && a.topkFraction == b.topkFraction && a.training == b.training
     }
 
     public static let syntax = "dense, bf16, int8, int4, fp8, topk[:FRACTION], subspace[:K][:reparam|projected][:FORMAT][:bwd=FORMAT][:adaptive][:every=N][:ulr=X], projector[:K][:FORMAT][:bwd=FORMAT][:fixed][:every=N][:ulr=X] with FORMAT fp32|bf16|int8|fp8|int4"

@@ -134,7 +134,7 @@ final class ConvergenceReportTests: XCTestCase {
 
     func testCrowdedLabelsMoveFurtherWithLeaderLines() {
         // Seven points on one spot, as the Pareto plot has where variants tie in bytes: every
-        // label is drawn, no two on the same line, and those more than one line away from
+        // label is drawn, no two on one side of the spot share a line, and those more than one line away from
         // their point are joined to it by a leader line.
         let names = (1...7).map { "variant number \($0)" }
         var plot = SVGPlot(title: "t", xLabel: "x", yLabel: "y",
