@@ -119,13 +119,7 @@ final class ConvergenceReportTests: XCTestCase {
                            caption: String(repeating: "word ", count: 60))
         plot.width = 820
         let svg = plot.render()
-        func ys(_ label: String) -> Double? {
-            guard let r = svg.range(of: ">\(label)</text>") else { return nil }
-            let head = svg[..<r.lowerBound]
-            guard let t = head.range(of: "<text ", options: .backwards), let yr = head[t.upperBound...].range(of: "y=\"") else { return nil }
-            return Double(head[yr.upperBound...].prefix { $0 != "\"" })
-        }
-        let a = ys("first"), b = ys("second")
+        let a = Self.placement(of: "first", in: svg)?.y, b = Self.placement(of: "second", in: svg)?.y
         XCTAssertNotNil(a); XCTAssertNotNil(b)
         XCTAssertGreaterThanOrEqual(abs(a! - b!), 11, "labels of coinciding points overprint")
         XCTAssertTrue(svg.contains("text-anchor=\"end\" font-size=\"10.5\" fill=\"#333\">rightmost point with a long label<"), "label at the right edge not moved left")
@@ -134,8 +128,8 @@ final class ConvergenceReportTests: XCTestCase {
 
     func testCrowdedLabelsMoveFurtherWithLeaderLines() {
         // Seven points on one spot, as the Pareto plot has where variants tie in bytes: every
-        // label is drawn, no two on one side of the spot share a line, and those more than one line away from
-        // their point are joined to it by a leader line.
+        // label is drawn, no two on one side of the spot share a line, and those more than one
+        // line away from their point are joined to it by a leader line.
         let names = (1...7).map { "variant number \($0)" }
         var plot = SVGPlot(title: "t", xLabel: "x", yLabel: "y",
                            series: [.init(name: "s", points: names.indices.map { (1.0 + 1e-6 * Double($0), 2.0) } + [(0.5, 1.0), (3, 3.0)],
@@ -144,10 +138,8 @@ final class ConvergenceReportTests: XCTestCase {
         let svg = plot.render()
         var ys: [(y: Double, left: Bool)] = []
         for n in names {
-            guard let r = svg.range(of: ">\(n)</text>") else { XCTFail("\(n): label left out"); continue }
-            let head = svg[..<r.lowerBound]
-            let t = head.range(of: "<text ", options: .backwards)!, yr = head[t.upperBound...].range(of: "y=\"")!
-            ys.append((Double(head[yr.upperBound...].prefix { $0 != "\"" })!, head[t.upperBound...].contains("text-anchor=\"end\"")))
+            guard let p = Self.placement(of: n, in: svg) else { XCTFail("\(n): label left out"); continue }
+            ys.append(p)
         }
         // Labels on one side of the spot share x ranges: they must be at least 11 px apart.
         for left in [false, true] {
@@ -155,5 +147,15 @@ final class ConvergenceReportTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(zip(side, side.dropFirst()).map { $1 - $0 }.min() ?? 99, 11, "labels overprint: \(side)")
         }
         XCTAssertGreaterThanOrEqual(svg.components(separatedBy: "stroke=\"#999\" stroke-width=\"0.7\"").count - 1, 1, "no leader line for a far label")
+    }
+
+    /// Where a point label was drawn: its baseline y and whether it sits left of its point
+    /// (anchored at its end); nil when the label is not in the SVG.
+    private static func placement(of label: String, in svg: String) -> (y: Double, left: Bool)? {
+        guard let r = svg.range(of: ">\(label)</text>") else { return nil }
+        let head = svg[..<r.lowerBound]
+        guard let t = head.range(of: "<text ", options: .backwards), let yr = head[t.upperBound...].range(of: "y=\""),
+              let y = Double(head[yr.upperBound...].prefix { $0 != "\"" }) else { return nil }
+        return (y, head[t.upperBound...].contains("text-anchor=\"end\""))
     }
 }
