@@ -24,6 +24,8 @@ public struct ConfigRecord: Codable, Sendable {
     public var threadsPerRank: Int
     /// The attention kernels rank 0 runs: "fused AVX-512" or "sgemm" (AttentionKernel).
     public var attention: String
+    /// The linear layers' matrix products: "fp32" or "bf16" (LinearLayers.precision, `--matmul`).
+    public var matmul: String
     /// The link model (speedrun or streaming), the emulated stage speed, the core rate it is
     /// relative to (GFLOP/s) and what one CPU second is charged.
     public var linkModel: String
@@ -31,7 +33,7 @@ public struct ConfigRecord: Codable, Sendable {
     public var coreGflops: Double
     public var computeScale: Double
     enum CodingKeys: String, CodingKey {
-        case type, model, train, versions, host, git, split, schedule, codec, link, clock, data, attention
+        case type, model, train, versions, host, git, split, schedule, codec, link, clock, data, attention, matmul
         case resumedAtStep = "resumed_at_step", worldSize = "world_size", codecDetail = "codec_detail", threadsPerRank = "threads_per_rank"
         case linkModel = "link_model", stageSpeed = "stage_speed", coreGflops = "core_gflops", computeScale = "compute_scale"
     }
@@ -43,6 +45,7 @@ public struct ConfigRecord: Codable, Sendable {
         self.codec = codec; self.codecDetail = codecDetail; self.link = link; self.clock = clock; self.data = data
         self.threadsPerRank = threadsPerRank
         attention = AttentionKernel.label(headSize: model.headSize)
+        matmul = LinearLayers.precision.rawValue
         linkModel = run.settings.linkKind.rawValue; stageSpeed = run.stageSpeed.description
         coreGflops = run.coreFlops / 1e9; computeScale = run.computeScale
     }

@@ -40,14 +40,23 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-/// Threads for a single-process run (BLAS and the kernels' own loops).
+/// How the kernels run: threads for a single-process run (BLAS and the kernels' own loops), and
+/// the linear layers' matrix-product precision.
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the kernels (single-process commands; MPI ranks use 1).")
     var threads: Int = 1
+    @Option(help: "Linear layers' matrix products: fp32 (OpenBLAS sgemm), or bf16 (inputs rounded to bfloat16, fp32 sums, on Intel AMX; weights, activations and everything else stay fp32).")
+    var matmul: MatmulPrecision = .fp32
 
     func apply() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads) must be in 1...256") }
+        if matmul == .bf16 && !MatmulPrecision.bf16Available {
+            throw CLIError("--matmul bf16 needs Intel AMX-BF16 (Sapphire Rapids or newer) and a Linux kernel that grants the tile state; this machine has neither or refused it — use --matmul fp32")
+        }
         BLAS.setThreads(1)  // parallelism comes from BLAS.gemmParallel and the kernels
         Parallel.threads = threads
+        LinearLayers.precision = matmul
     }
 }
+
+extension MatmulPrecision: ExpressibleByArgument {}

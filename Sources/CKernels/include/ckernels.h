@@ -27,4 +27,17 @@ void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP,
                                 const float *q, const float *k, const float *v, int ld,
                                 const float *P, int T, int hs, float scale, float *scratch);
 
+/// 1 when this CPU and OS run pm_gemm_amx_bf16: AMX-BF16 tiles, AVX512-BF16, and Linux granted the
+/// process the tile state (asked for on the first call). Cheap after the first call.
+int pm_have_amx_bf16(void);
+
+/// C(M×N) = alpha·op(A)·op(B) + beta·C, row-major, like cblas_sgemm (op(A) is M×K, stored K×M
+/// when transA; op(B) is K×N, stored N×K when transB) — but A and B are rounded to bfloat16
+/// (nearest even) and multiplied on the AMX tile unit with fp32 sums. C is not read when beta == 0.
+/// Single-threaded; callers split C across threads. Returns 0, or -1 when out of memory (C untouched).
+/// Requires pm_have_amx_bf16().
+int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, const float *B, int ldb,
+                     float beta, float *C, int ldc);
+
 #endif

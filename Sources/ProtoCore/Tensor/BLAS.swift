@@ -1,18 +1,39 @@
 // Row-major sgemm wrapper: every matrix product in protomodel goes through here.
 import CBLAS
+import CKernels
 import Dispatch
+
+/// How a matrix product multiplies: `fp32` is OpenBLAS sgemm; `bf16` rounds both operands to
+/// bfloat16 and multiplies on Intel AMX with fp32 sums and an fp32 result (pm_gemm_amx_bf16),
+/// the mixed precision of PyTorch's CPU autocast for matmuls.
+public enum MatmulPrecision: String, CaseIterable, Sendable {
+    case fp32, bf16
+
+    /// True when this CPU and OS run the bf16 products (AMX-BF16 and the tile state granted).
+    public static var bf16Available: Bool { pm_have_amx_bf16() != 0 }
+}
 
 public enum BLAS {
     /// C[M×N] = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions.
     /// op(A) is M×K (A is K×M when `transA`), op(B) is K×N (B is N×K when `transB`).
+    /// With `precision` .bf16 the product runs on AMX (the caller checks
+    /// `MatmulPrecision.bf16Available`; a CPU without it stops the process with a message).
     @inline(__always)
     public static func gemm(
         transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int,
         alpha: Float = 1, A: UnsafePointer<Float>, lda: Int,
         B: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int,
+        precision: MatmulPrecision = .fp32
     ) {
         if M == 0 || N == 0 { return }
+        if precision == .bf16 {
+            precondition(MatmulPrecision.bf16Available, "bf16 matrix products need AMX-BF16 (checked when the run starts)")
+            let rc = pm_gemm_amx_bf16(transA ? 1 : 0, transB ? 1 : 0, Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda),
+                                      B, Int32(ldb), beta, C, Int32(ldc))
+            precondition(rc == 0, "out of memory for the bf16 product's packed operands (M=\(M) N=\(N) K=\(K))")
+            return
+        }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
     }
@@ -24,12 +45,13 @@ public enum BLAS {
         transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int,
         alpha: Float = 1, A: UnsafePointer<Float>, lda: Int,
         B: UnsafePointer<Float>, ldb: Int,
-        beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int
+        beta: Float = 0, C: UnsafeMutablePointer<Float>, ldc: Int,
+        precision: MatmulPrecision = .fp32
     ) {
         let t = Parallel.threads
         if t <= 1 || 2 * Double(M) * Double(N) * Double(K) < 4e6 {
             gemm(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha, A: A, lda: lda,
-                 B: B, ldb: ldb, beta: beta, C: C, ldc: ldc)
+                 B: B, ldb: ldb, beta: beta, C: C, ldc: ldc, precision: precision)
             return
         }
         let splitRows = M >= N
@@ -42,10 +64,11 @@ public enum BLAS {
             if splitRows {
                 gemm(transA: transA, transB: transB, M: hi - lo, N: N, K: K, alpha: alpha,
                      A: transA ? A + lo : A + lo * lda, lda: lda, B: B, ldb: ldb,
-                     beta: beta, C: C + lo * ldc, ldc: ldc)
+                     beta: beta, C: C + lo * ldc, ldc: ldc, precision: precision)
             } else {
                 gemm(transA: transA, transB: transB, M: M, N: hi - lo, K: K, alpha: alpha, A: A, lda: lda,
-                     B: transB ? B + lo * ldb : B + lo, ldb: ldb, beta: beta, C: C + lo, ldc: ldc)
+                     B: transB ? B + lo * ldb : B + lo, ldb: ldb, beta: beta, C: C + lo, ldc: ldc,
+                     precision: precision)
             }
         }
     }

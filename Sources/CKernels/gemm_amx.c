@@ -1,0 +1,218 @@
+// Mixed-precision matrix product on Intel AMX: C = alpha·op(A)·op(B) + beta·C with fp32
+// operands in memory, rounded to bfloat16 (nearest even) when packed, products summed in fp32
+// by the tile unit (TDPBF16PS). The same contract as cblas_sgemm, row-major.
+//
+// Blocking: C in blocks of 32 × 32 held in four 16 × 16 fp32 tiles over the whole inner
+// dimension; per step of 32 along k, two A tiles (16 rows × 32 bf16) and two B tiles (16 pairs
+// of k × 16 columns, the "VNNI" pair layout the tile unit reads) feed four TDPBF16PS. Both
+// operands are packed once per call: A block by block of 32 rows, B whole (panels of 32 columns).
+// Transposed operands go through a 16 × 16 transpose of 32-bit pairs in registers.
+//
+// Error: each product sees its inputs with a relative rounding error ≤ 2⁻⁹ (bf16 keeps 8
+// significant bits); sums are fp32. This is what PyTorch's CPU autocast to bfloat16 does to a
+// matmul's inputs (its outputs are rounded to bf16 as well; ours stay fp32).
+#include "ckernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
+#define INLINE static inline __attribute__((always_inline))
+
+int pm_have_amx_bf16(void) {
+    static int state = -1;  // -1 unknown; benign race: every caller computes the same answer
+    if (state >= 0) return state;
+    __builtin_cpu_init();
+    int ok = __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") &&
+             __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+    // Linux hands out the 8 KiB tile state only on request (ARCH_REQ_XCOMP_PERM for
+    // XFEATURE_XTILEDATA); without it the first tile instruction kills the process.
+    if (ok) ok = syscall(SYS_arch_prctl, 0x1023, 18) == 0;
+    state = ok;
+    return state;
+}
+
+AMX INLINE __mmask16 mask16(int n) {
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
+}
+
+// 16 words (x[i], y[i]) as bf16 pairs: x in the low half, y in the high half.
+AMX INLINE __m512i pair_across(__m512 x, __m512 y) {
+    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
+    __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+// 32 consecutive values (n ≤ 32 of them read, zero past n) as 16 bf16 pairs.
+AMX INLINE __m512i pair_along(const float *x, int n) {
+    __m512 lo = _mm512_maskz_loadu_ps(mask16(n), x), hi = _mm512_maskz_loadu_ps(mask16(n - 16), x + 16);
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+// In place: the 16 × 16 matrix of 32-bit words in r[0..<16] (r[i] is row i) is transposed.
+AMX INLINE void transpose16(__m512i r[16]) {
+    __m512i t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    // r[4q + s] now holds, in 128-bit lane l, words (4l..4l+3) of column 4q.. of rows: lane l of
+    // row group q. Two rounds of 128-bit lane shuffles finish the transpose.
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
+        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
+        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
+        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
+        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
+        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
+        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
+    }
+}
+
+// One 16 × 16-word tile of bf16 pairs, out[i][w] (row stride 16 words), for rows i0..i0+15 and
+// pairs w of k from k0 = 32·kb: word = (X(i, k0 + 2w), X(i, k0 + 2w + 1)), X(i, k) = x[i·si + k·sk].
+// `n` valid rows (others zero), `kn` valid k from k0 (others zero).
+AMX static void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn) {
+    __m512i r[16];
+    if (sk == 1) {  // rows contiguous in k: one row of pairs at a time
+        for (int i = 0; i < 16; i++)
+            r[i] = i < n ? pair_along(x + (size_t)i * si, kn) : _mm512_setzero_si512();
+    } else {  // X stored k-major (si == 1): pairs across two k rows, then transpose
+        __mmask16 m = mask16(n);
+        for (int w = 0; w < 16; w++) {
+            __m512 a = 2 * w < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w) * sk) : _mm512_setzero_ps();
+            __m512 b = 2 * w + 1 < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w + 1) * sk) : _mm512_setzero_ps();
+            r[w] = pair_across(a, b);
+        }
+        transpose16(r);
+    }
+    for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
+}
+
+// The B operand's tile for TDPBF16PS: 16 pairs of k (rows) × 16 columns, out[w][j] =
+// (Y(k0 + 2w, j), Y(k0 + 2w + 1, j)), Y(k, j) = y[k·sk + j·sj]; `n` valid columns, `kn` valid k.
+AMX static void pack_tile_b(uint32_t *out, const float *y, size_t sk, size_t sj, int n, int kn) {
+    if (sj == 1) {  // rows of B contiguous in j: pairs across two rows
+        __mmask16 m = mask16(n);
+        for (int w = 0; w < 16; w++) {
+            __m512 a = 2 * w < kn ? _mm512_maskz_loadu_ps(m, y + (size_t)(2 * w) * sk) : _mm512_setzero_ps();
+            __m512 b = 2 * w + 1 < kn ? _mm512_maskz_loadu_ps(m, y + (size_t)(2 * w + 1) * sk) : _mm512_setzero_ps();
+            _mm512_storeu_si512(out + 16 * w, pair_across(a, b));
+        }
+    } else {  // B stored transposed: Y(·, j) contiguous in k
+        pack_tile(out, y, sj, sk, n, kn);  // out[j][w], transposed below
+        __m512i r[16];
+        for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(out + 16 * i);
+        transpose16(r);
+        for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
+    }
+}
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} tile_config;
+
+static _Thread_local uint32_t *scratch;
+static _Thread_local size_t scratch_words;
+
+AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                         const float *A, int lda, const float *B, int ldb,
+                         float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return 0;
+    int KB = (K + 31) / 32, NP = (N + 31) / 32;
+    size_t bwords = (size_t)NP * KB * 2 * 256, awords = (size_t)KB * 2 * 256;
+    if (scratch_words < bwords + awords) {
+        uint32_t *p = aligned_alloc(64, (bwords + awords) * sizeof(uint32_t));
+        if (!p) return -1;
+        free(scratch);
+        scratch = p;
+        scratch_words = bwords + awords;
+    }
+    uint32_t *bp = scratch, *ap = scratch + bwords;
+    size_t ars = transA ? 1 : (size_t)lda, aks = transA ? (size_t)lda : 1;  // op(A)(r, k) = A[r·ars + k·aks]
+    size_t bks = transB ? 1 : (size_t)ldb, bjs = transB ? (size_t)ldb : 1;  // op(B)(k, j) = B[k·bks + j·bjs]
+    // B panels: [panel][kb][half] tiles of 256 words.
+    for (int p = 0; p < NP; p++)
+        for (int kb = 0; kb < KB; kb++)
+            for (int h = 0; h < 2; h++) {
+                int j0 = 32 * p + 16 * h, k0 = 32 * kb;
+                uint32_t *t = bp + (((size_t)p * KB + kb) * 2 + h) * 256;
+                if (j0 >= N) { memset(t, 0, 256 * sizeof(uint32_t)); continue; }
+                pack_tile_b(t, B + (size_t)k0 * bks + (size_t)j0 * bjs, bks, bjs, N - j0, K - k0);
+            }
+    tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
+    _tile_loadconfig(&cfg);
+    float out[32 * 32];
+    for (int i0 = 0; i0 < M; i0 += 32) {
+        for (int kb = 0; kb < KB; kb++)
+            for (int h = 0; h < 2; h++) {
+                int r0 = i0 + 16 * h, k0 = 32 * kb;
+                uint32_t *t = ap + ((size_t)kb * 2 + h) * 256;
+                if (r0 >= M) { memset(t, 0, 256 * sizeof(uint32_t)); continue; }
+                pack_tile(t, A + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, M - r0, K - k0);
+            }
+        for (int p = 0; p < NP; p++) {
+            _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+            const uint32_t *bt = bp + (size_t)p * KB * 512;
+            for (int kb = 0; kb < KB; kb++) {
+                _tile_loadd(4, ap + (size_t)kb * 512, 64);
+                _tile_loadd(5, ap + (size_t)kb * 512 + 256, 64);
+                _tile_loadd(6, bt + (size_t)kb * 512, 64);
+                _tile_loadd(7, bt + (size_t)kb * 512 + 256, 64);
+                _tile_dpbf16ps(0, 4, 6);
+                _tile_dpbf16ps(1, 4, 7);
+                _tile_dpbf16ps(2, 5, 6);
+                _tile_dpbf16ps(3, 5, 7);
+            }
+            _tile_stored(0, out, 128);
+            _tile_stored(1, out + 16, 128);
+            _tile_stored(2, out + 16 * 32, 128);
+            _tile_stored(3, out + 16 * 32 + 16, 128);
+            int j0 = 32 * p, rows = M - i0 < 32 ? M - i0 : 32;
+            __mmask16 m0 = mask16(N - j0), m1 = mask16(N - j0 - 16);
+            __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
+            for (int r = 0; r < rows; r++) {
+                float *cr = C + (size_t)(i0 + r) * ldc + j0;
+                __m512 v0 = _mm512_mul_ps(_mm512_loadu_ps(out + 32 * r), al);
+                __m512 v1 = _mm512_mul_ps(_mm512_loadu_ps(out + 32 * r + 16), al);
+                if (beta != 0.0f) {
+                    v0 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m0, cr), v0);
+                    v1 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+                }
+                _mm512_mask_storeu_ps(cr, m0, v0);
+                _mm512_mask_storeu_ps(cr + 16, m1, v1);
+            }
+        }
+    }
+    _tile_release();
+    return 0;
+}
+
+#else
+int pm_have_amx_bf16(void) { return 0; }
+int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
+    (void)transA; (void)transB; (void)M; (void)N; (void)K; (void)alpha; (void)A; (void)lda;
+    (void)B; (void)ldb; (void)beta; (void)C; (void)ldc;
+    return -1;
+}
+#endif

@@ -1,0 +1,121 @@
+// The bf16 matrix products on AMX (`--matmul bf16`): the same contract as sgemm on inputs
+// rounded to bfloat16, split across threads without changing a bit, and a model that trains
+// like the fp32 reference. Skipped on CPUs without AMX-BF16.
+import XCTest
+import ProtoCore
+
+final class MatmulPrecisionTests: XCTestCase {
+    override func setUpWithError() throws {
+        try XCTSkipUnless(MatmulPrecision.bf16Available, "this CPU has no AMX-BF16 (or the OS refused the tile state)")
+    }
+
+    /// x rounded to the nearest bfloat16, ties to even (what the products see).
+    private func roundedToBF16(_ x: [Float]) -> [Float] {
+        x.map { v in
+            let u = v.bitPattern
+            return Float(bitPattern: (u &+ 0x7FFF &+ ((u >> 16) & 1)) & 0xFFFF_0000)
+        }
+    }
+
+    private func product(_ p: MatmulPrecision, transA: Bool, transB: Bool, M: Int, N: Int, K: Int,
+                         a: [Float], lda: Int, b: [Float], ldb: Int, alpha: Float, beta: Float,
+                         c0: [Float], ldc: Int) -> [Float] {
+        var c = c0
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                c.withUnsafeMutableBufferPointer { pc in
+                    BLAS.gemmParallel(transA: transA, transB: transB, M: M, N: N, K: K, alpha: alpha,
+                                      A: pa.baseAddress!, lda: lda, B: pb.baseAddress!, ldb: ldb,
+                                      beta: beta, C: pc.baseAddress!, ldc: ldc, precision: p)
+                }
+            }
+        }
+        return c
+    }
+
+    /// Every transpose combination on ragged shapes (edges of the 32 × 32 blocks and of the
+    /// 32-wide steps along k), leading dimensions wider than the matrices, alpha and beta:
+    /// agrees with fp32 sgemm of the rounded inputs to fp32 summation error, and differs from
+    /// sgemm of the unrounded inputs by bf16 rounding (so the bf16 path really ran).
+    func testProductIsSgemmOfRoundedInputs() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 1
+        var seed: UInt64 = 1
+        for (M, N, K) in [(1, 1, 1), (17, 33, 31), (45, 70, 65), (64, 96, 128), (130, 47, 300)] {
+            for transA in [false, true] {
+                for transB in [false, true] {
+                    let lda = (transA ? M : K) + 3, ldb = (transB ? K : N) + 5, ldc = N + 2
+                    let a = randomArray((transA ? K : M) * lda, seed: seed), b = randomArray((transB ? N : K) * ldb, seed: seed + 1)
+                    let c0 = randomArray(M * ldc, seed: seed + 2)
+                    seed += 3
+                    let what = "M=\(M) N=\(N) K=\(K) transA=\(transA) transB=\(transB)"
+                    let got = product(.bf16, transA: transA, transB: transB, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: ldb,
+                                      alpha: 1.5, beta: 0.5, c0: c0, ldc: ldc)
+                    let want = product(.fp32, transA: transA, transB: transB, M: M, N: N, K: K, a: roundedToBF16(a), lda: lda,
+                                       b: roundedToBF16(b), ldb: ldb, alpha: 1.5, beta: 0.5, c0: c0, ldc: ldc)
+                    let unrounded = product(.fp32, transA: transA, transB: transB, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: ldb,
+                                            alpha: 1.5, beta: 0.5, c0: c0, ldc: ldc)
+                    var worst: Float = 0, moved: Float = 0
+                    for i in 0..<M {
+                        for j in 0..<N {
+                            worst = max(worst, abs(got[i * ldc + j] - want[i * ldc + j]) / Float(K).squareRoot())
+                            moved = max(moved, abs(got[i * ldc + j] - unrounded[i * ldc + j]))
+                        }
+                        for j in N..<ldc { XCTAssertEqual(got[i * ldc + j], c0[i * ldc + j], "\(what): padding column \(j) written") }
+                    }
+                    XCTAssertLessThan(worst, 1e-5, what)  // fp32 sums in another order: ~1e-7·√K
+                    if K >= 31 { XCTAssertGreaterThan(moved, 1e-4, "\(what): no bf16 rounding seen") }
+                }
+            }
+        }
+    }
+
+    /// beta = 0 must not read C (it may hold NaN or garbage, as sgemm allows).
+    func testBetaZeroIgnoresC() {
+        let M = 40, N = 36, K = 50
+        let a = randomArray(M * K, seed: 7), b = randomArray(K * N, seed: 8)
+        let got = product(.bf16, transA: false, transB: false, M: M, N: N, K: K, a: a, lda: K, b: b, ldb: N,
+                          alpha: 1, beta: 0, c0: [Float](repeating: .nan, count: M * N), ldc: N)
+        XCTAssertTrue(got.allSatisfy { $0.isFinite })
+    }
+
+    /// Split across threads by rows or by columns, each element's sum runs in the same order:
+    /// 1 and 3 workers give the same bits (a split that lost `precision` would not).
+    func testThreadsDoNotChangeBits() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        for (M, N, K, transA) in [(300, 200, 96, false), (96, 400, 300, true)] {
+            let a = randomArray(M * K, seed: 11), b = randomArray(K * N, seed: 12), c0 = randomArray(M * N, seed: 13)
+            let lda = transA ? M : K
+            var outs: [[Float]] = []
+            for t in [1, 3] {
+                Parallel.threads = t
+                outs.append(product(.bf16, transA: transA, transB: false, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: N,
+                                    alpha: 1, beta: 1, c0: c0, ldc: N))
+            }
+            XCTAssertEqual(outs[0], outs[1], "M=\(M) N=\(N) K=\(K)")
+        }
+    }
+
+    /// The PyTorch fixture's ten AdamW steps with every linear layer in bf16: the losses stay
+    /// within 1 % of PyTorch's fp32 ones, and are not the fp32 losses (the setting took effect).
+    func testFixtureTrainsWithBF16LinearLayers() throws {
+        let fx = try ReferenceFixture.load()
+        var tc = TrainConfig()
+        tc.batchSize = fx.B; tc.schedule = fx.schedule; tc.adamw = fx.adamw; tc.gradClip = fx.clip
+        let saved = LinearLayers.precision
+        defer { LinearLayers.precision = saved }
+        LinearLayers.precision = .bf16
+        let trainer = LocalTrainer(model: StageModel(config: fx.config, stage: .whole(fx.config), batchSize: fx.B), train: tc)
+        trainer.model.params.copy(from: fx.params)
+        let mb = Microbatch(ids: fx.ids, targets: fx.targets)
+        var largest = 0.0
+        for s in 0..<fx.steps {
+            let loss = Double(trainer.step(s, [mb]).loss)
+            assertClose(loss, Double(fx.losses[s]), rtol: 1e-2, "loss at step \(s)")
+            largest = max(largest, abs(loss - Double(fx.losses[s])))
+        }
+        XCTAssertGreaterThan(largest, 1e-6, "bf16 losses equal the fp32 reference: the bf16 products did not run")
+    }
+}
