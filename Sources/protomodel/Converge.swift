@@ -109,7 +109,7 @@ struct Converge: ParsableCommand {
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
             .joined(separator: ",") + "|tok:" + Digest.sha256(try FileIO.read(dir.appendingPathComponent("tokenizer.json")))
 
-        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline"
+        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline\(threading.matmul == .bf16 ? ", linear layers in bf16 (--matmul bf16)" : "")"
         let root = URL(fileURLWithPath: benchOut)
         guard let seeds = try seedList() else {
             _ = try runSeed(cfg, out: root, specs: specs, tc: tc, layers: layers, trainShards: trainShards, dataID: dataID,
@@ -155,9 +155,10 @@ struct Converge: ParsableCommand {
             // Settings as sorted-key JSON: a new optional setting left unset changes no fingerprint.
             let keyed = JSONEncoder(); keyed.outputFormatting = [.sortedKeys]
             let settings = String(decoding: try keyed.encode(vcfg), as: UTF8.self) + String(decoding: try keyed.encode(tc), as: UTF8.self)
-            let fp = String(Digest.sha256(Data([settings, "\(layers)", schedule.rawValue,
-                                                variant.description, dataID, valSlice.rawValue, "\(val.count)", "\(evalEvery)"]
-                                                .joined(separator: "|").utf8)).prefix(16))
+            var parts = [settings, "\(layers)", schedule.rawValue, variant.description, dataID, valSlice.rawValue,
+                         "\(val.count)", "\(evalEvery)"]
+            if threading.matmul != .fp32 { parts.append("matmul=\(threading.matmul.rawValue)") }  // fp32 runs keep their fingerprints
+            let fp = String(Digest.sha256(Data(parts.joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             if !fresh, let data = try? Data(contentsOf: file), let old = try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {

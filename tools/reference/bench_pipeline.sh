@@ -5,10 +5,16 @@
 # torch.distributed.pipelining (Schedule1F1B, gloo, 1 thread per stage). Prints the medians,
 # the ratios and the peak resident memory per rank.
 # Needs: pip install "torch==2.13.0+cpu"; data/kjv (scripts/setup.sh).
-# Usage: tools/reference/bench_pipeline.sh [rounds]
+# precision bf16: protomodel with --matmul bf16 (AMX), PyTorch stages under CPU autocast to bf16.
+# Usage: tools/reference/bench_pipeline.sh [rounds] [fp32|bf16]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-rounds=${1:-3}
+rounds=${1:-3}; precision=${2:-fp32}
+case "$precision" in
+  fp32) pm_flags=(); pt_flags=() ;;
+  bf16) pm_flags=(--matmul bf16); pt_flags=(--bf16) ;;
+  *) echo "precision must be fp32 or bf16, not '$precision'" >&2; exit 2 ;;
+esac
 source scripts/env.sh
 swift build -c release --product protomodel >/dev/null
 # d=256 L=8 NH=8 T=256 V=1024 (the `medium` preset), 8 micro-batches of 4 rows = 8,192 tokens/step.
@@ -18,14 +24,14 @@ pp=(); single=(); torch=()
 for r in $(seq "$rounds"); do
   mpirun --oversubscribe -np 8 -x OPENBLAS_NUM_THREADS -x OPENBLAS_CORETYPE .build/release/protomodel train \
     "${model[@]}" --batch-size 4 --microbatches 8 --steps 15 --warmup 1 --eval-every 0 --eval-batches 1 \
-    --out "$tmp/run$r" --log "$tmp/run$r.jsonl" >/dev/null
+    --out "$tmp/run$r" --log "$tmp/run$r.jsonl" "${pm_flags[@]}" >/dev/null
   pp+=("$tmp/run$r.jsonl")
-  single+=("$(.build/release/protomodel bench-engine "${model[@]}" --batch-size 32 --steps 6 --warmup 2 --threads 2 --json)")
-  torch+=("$( (cd tools/reference && OPENBLAS_CORETYPE= python3 bench_pipeline_torch.py "${model[@]}" --steps 12 --warmup 3) 2>/dev/null)")
+  single+=("$(.build/release/protomodel bench-engine "${model[@]}" --batch-size 32 --steps 6 --warmup 2 --threads 2 "${pm_flags[@]}" --json)")
+  torch+=("$( (cd tools/reference && OPENBLAS_CORETYPE= python3 bench_pipeline_torch.py "${model[@]}" --steps 12 --warmup 3 "${pt_flags[@]}") 2>/dev/null)")
 done
-python3 - "$rounds" "${pp[@]}" "${single[@]}" "${torch[@]}" <<'PY'
+python3 - "$rounds" "$precision" "${pp[@]}" "${single[@]}" "${torch[@]}" <<'PY'
 import json, statistics, sys
-n = int(sys.argv[1]); a = sys.argv[2:]
+n, precision = int(sys.argv[1]), sys.argv[2]; a = sys.argv[3:]
 pp_files, single, torch = a[:n], [json.loads(x) for x in a[n:2 * n]], [json.loads(x) for x in a[2 * n:]]
 pp, pp_rss = [], None
 for f in pp_files:
@@ -35,7 +41,7 @@ for f in pp_files:
     pp_rss = next(r["peak_rss_mb"] for r in recs if r.get("type") == "summary")
 med = statistics.median
 p, s, t = med(pp), med(r["tokens_per_s"] for r in single), med(r["tokens_per_s"] for r in torch)
-print(f"model d=256 L=8 NH=8 T=256 V=1024, 8 micro-batches x 4 rows = 8192 tokens/step, link off, {n} rounds, medians")
+print(f"model d=256 L=8 NH=8 T=256 V=1024, 8 micro-batches x 4 rows = 8192 tokens/step, link off, precision {precision}, {n} rounds, medians")
 print(f"protomodel 8-rank pipeline   {p:7.0f} tokens/s   rounds: {', '.join(f'{x:.0f}' for x in pp)}")
 print(f"protomodel single process    {s:7.0f} tokens/s   (2 threads, B=32)   rounds: {', '.join('%.0f' % r['tokens_per_s'] for r in single)}")
 print(f"torch.distributed.pipelining {t:7.0f} tokens/s   rounds: {', '.join('%.0f' % r['tokens_per_s'] for r in torch)}")

@@ -23,15 +23,21 @@ from model import init_params, param_layout, rmsnorm, rope, rope_tables
 class Stage(torch.nn.Module):
     """Blocks lo..<hi of the model; stage 0 adds the embedding, the last the final norm and head."""
 
-    def __init__(self, P, lo, hi, first, last, cfg):
+    def __init__(self, P, lo, hi, first, last, cfg, bf16=False):
         super().__init__()
-        self.cfg, self.lo, self.hi, self.first, self.last = cfg, lo, hi, first, last
+        self.cfg, self.lo, self.hi, self.first, self.last, self.bf16 = cfg, lo, hi, first, last, bf16
         keep = [n for n in P if (first and n == "wte") or (last and n in ("lnf", "lm_head"))
                 or (n.startswith("h") and lo <= int(n[1:].split(".")[0]) < hi)]
         self.p = torch.nn.ParameterDict({n.replace(".", "_"): torch.nn.Parameter(P[n].detach().clone())
                                          for n in keep})
 
     def forward(self, x):
+        # --bf16: matmuls and SDPA under CPU autocast; what crosses a stage boundary stays fp32,
+        # as protomodel's dense wire is (the peer of `train --matmul bf16`).
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
+            return self.blocks(x).float()
+
+    def blocks(self, x):
         c = self.cfg
         C, NH, eps = c["C"], c["NH"], c["eps"]
         cos, sin = c["rope"]
@@ -63,7 +69,7 @@ def run(rank, a, port):
     gen = torch.Generator().manual_seed(0)
     P = init_params(param_layout(V, C, L, 4 * C), L, 0.02, torch.float32, gen)
     lo, hi = L * rank // S, L * (rank + 1) // S
-    module = Stage(P, lo, hi, rank == 0, rank == S - 1, cfg)
+    module = Stage(P, lo, hi, rank == 0, rank == S - 1, cfg, bf16=bool(a.bf16))
     del P
     stage = PipelineStage(module, rank, S, torch.device("cpu"))
     loss_fn = lambda logits, y: F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
@@ -104,7 +110,8 @@ def run(rank, a, port):
     dist.broadcast(step_s, S - 1)
     if rank == 0:
         s, first, last = step_s.tolist()
-        print(json.dumps({"engine": f"torch.distributed.pipelining {torch.__version__} Schedule1F1B gloo",
+        print(json.dumps({"engine": f"torch.distributed.pipelining {torch.__version__} Schedule1F1B gloo"
+                                    + (" autocast-bf16" if a.bf16 else ""),
                           "stages": S, "step_s": s, "tokens_per_s": rows * T / s, "peak_rss_mb": rss,
                           "loss_first": first, "loss_last": last}))
     dist.destroy_process_group()
@@ -115,6 +122,7 @@ def main():
     for k, v in dict(stages=8, d_model=256, n_layer=8, n_head=8, seq_len=256, vocab_size=1024,
                      batch_size=4, microbatches=8, steps=12, warmup=3, port=29517).items():
         ap.add_argument("--" + k.replace("_", "-"), type=int, default=v)
+    ap.add_argument("--bf16", action="store_true", help="stages under torch.autocast('cpu', torch.bfloat16)")
     a = ap.parse_args()
     mp.spawn(run, args=(a, a.port), nprocs=a.stages, join=True)
 

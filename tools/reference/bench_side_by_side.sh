@@ -3,10 +3,17 @@
 # same config and threads, alternated in one run (noise hits both), on the engine config
 # (d=256 L=4 NH=4 T=256 V=256 B=8) and the default `small` model (d=128 L=8 NH=4 T=128 V=1024,
 # B=32: one training step's 4,096 tokens); prints the medians and their ratio.
-# Needs: pip install "torch==2.13.0+cpu". Usage: tools/reference/bench_side_by_side.sh [threads] [rounds]
+# precision fp32 (default): both in fp32. bf16: protomodel --matmul bf16 (AMX) against PyTorch
+# under torch.autocast("cpu", bfloat16), the like-for-like mixed-precision pair.
+# Needs: pip install "torch==2.13.0+cpu". Usage: tools/reference/bench_side_by_side.sh [threads] [rounds] [fp32|bf16]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-threads=${1:-2}; rounds=${2:-3}
+threads=${1:-2}; rounds=${2:-3}; precision=${3:-fp32}
+case "$precision" in
+  fp32) pm_flags=(); pt_flags=() ;;
+  bf16) pm_flags=(--matmul bf16); pt_flags=(--bf16) ;;
+  *) echo "precision must be fp32 or bf16, not '$precision'" >&2; exit 2 ;;
+esac
 source scripts/env.sh
 swift build -c release --product protomodel >/dev/null
 engine=(--d-model 256 --n-layer 4 --n-head 4 --seq-len 256 --vocab-size 256 --batch-size 8 --steps 20 --warmup 3)
@@ -15,15 +22,15 @@ out=()
 for r in $(seq "$rounds"); do
   for name in engine small; do
     declare -n cfg=$name
-    out+=("$name" "$(.build/release/protomodel bench-engine "${cfg[@]}" --threads "$threads" --json)")
-    out+=("$name" "$(OPENBLAS_CORETYPE= python3 tools/reference/bench_torch.py "${cfg[@]}" --threads "$threads" --sdpa)")
+    out+=("$name" "$(.build/release/protomodel bench-engine "${cfg[@]}" --threads "$threads" "${pm_flags[@]}" --json)")
+    out+=("$name" "$(OPENBLAS_CORETYPE= python3 tools/reference/bench_torch.py "${cfg[@]}" --threads "$threads" --sdpa "${pt_flags[@]}")")
   done
 done
-python3 - "$threads" "${out[@]}" <<'PY'
+python3 - "$threads" "$precision" "${out[@]}" <<'PY'
 import json, statistics, sys
-t = sys.argv[1]; a = sys.argv[2:]
+t, precision = sys.argv[1], sys.argv[2]; a = sys.argv[3:]
 rows = [(a[i], json.loads(a[i + 1])) for i in range(0, len(a), 2)]
-print(f"threads={t}, medians of {len(rows) // 4} alternating rounds")
+print(f"threads={t}, precision {precision}, medians of {len(rows) // 4} alternating rounds")
 for name, desc in [("engine", "d=256 L=4 NH=4 T=256 V=256 B=8"), ("small", "d=128 L=8 NH=4 T=128 V=1024 B=32")]:
     pm = [r for n, r in rows if n == name and r["engine"] == "protomodel"]
     pt = [r for n, r in rows if n == name and r["engine"] != "protomodel"]
