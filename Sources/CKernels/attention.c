@@ -10,6 +10,7 @@
 // with RV·hs/16 = 16 accumulators. Rows past the end of a tile reuse the last valid row (read,
 // never stored), so every tile runs the same unrolled code.
 #include "ckernels.h"
+#include "mask16.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -22,10 +23,6 @@
 int pm_have_avx512(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-}
-
-AVX512 INLINE __mmask16 tail_mask(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
 }
 
 // e^x with the polynomial of FastMath.swift's expPoly (x clamped to [-87, 88]).
@@ -50,24 +47,24 @@ AVX512 INLINE __m512 exp512(__m512 x) {
 AVX512 static void softmax_row(float *row, int n) {
     __m512 mx = _mm512_set1_ps(-INFINITY);
     for (int j = 0; j < n; j += 16)
-        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(n - j), row + j));
+        mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), pm_mask16(n - j), row + j));
     __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
     __m512 sum = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
-        __mmask16 m = tail_mask(n - j);
+        __mmask16 m = pm_mask16(n - j);
         __m512 e = _mm512_maskz_mov_ps(m, exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, row + j), shift)));
         sum = _mm512_add_ps(sum, e);
         _mm512_mask_storeu_ps(row + j, m, e);
     }
     __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
     for (int j = 0; j < n; j += 16) {
-        __mmask16 m = tail_mask(n - j);
+        __mmask16 m = pm_mask16(n - j);
         _mm512_mask_storeu_ps(row + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, row + j), inv));
     }
 }
 
 AVX512 static void zero_floats(float *x, int n) {
-    for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(x + j, tail_mask(n - j), _mm512_setzero_ps());
+    for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(x + j, pm_mask16(n - j), _mm512_setzero_ps());
 }
 
 // panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n.
@@ -108,7 +105,7 @@ AVX512 static void rows_times_panels(float *out, int ldo, const float *A, int ld
                 c1[r] = _mm512_fmadd_ps(b, x1, c1[r]);
             }
         }
-        __mmask16 m0 = tail_mask(ncols - 16 * p), m1 = tail_mask(ncols - 16 * p - 16);
+        __mmask16 m0 = pm_mask16(ncols - 16 * p), m1 = pm_mask16(ncols - 16 * p - 16);
         for (int r = 0; r < nr; r++) {
             _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p, m0, _mm512_mul_ps(c0[r], al));
             _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p + 16, m1, _mm512_mul_ps(c1[r], al));
@@ -122,7 +119,7 @@ AVX512 static void rows_times_panels(float *out, int ldo, const float *A, int ld
             __m512 x0 = _mm512_loadu_ps(k0 + d * 16);
             for (int r = 0; r < 8; r++) c0[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r][d]), x0, c0[r]);
         }
-        __mmask16 m0 = tail_mask(ncols - 16 * p);
+        __mmask16 m0 = pm_mask16(ncols - 16 * p);
         for (int r = 0; r < nr; r++)
             _mm512_mask_storeu_ps(out + (size_t)r * ldo + 16 * p, m0, _mm512_mul_ps(c0[r], al));
     }
@@ -200,7 +197,7 @@ AVX512 static void rank_update(float *Y, int ldy, const float *W, int ldw, int n
 AVX512 static float dot_n(const float *a, const float *b, int n) {
     __m512 s = _mm512_setzero_ps();
     for (int j = 0; j < n; j += 16) {
-        __mmask16 m = tail_mask(n - j);
+        __mmask16 m = pm_mask16(n - j);
         s = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + j), _mm512_maskz_loadu_ps(m, b + j), s);
     }
     return _mm512_reduce_add_ps(s);
@@ -245,7 +242,7 @@ AVX512 void pm_attention_backward_head(float *dq, float *dk, float *dv, float *d
             float *d = dS + (size_t)r * T;
             __m512 s = _mm512_set1_ps(dot_n(p, d, t + 1)), sc = _mm512_set1_ps(scale);
             for (int j = 0; j <= t; j += 16) {
-                __mmask16 m = tail_mask(t + 1 - j);
+                __mmask16 m = pm_mask16(t + 1 - j);
                 __m512 pv = _mm512_maskz_loadu_ps(m, p + j), dv_ = _mm512_maskz_loadu_ps(m, d + j);
                 _mm512_mask_storeu_ps(d + j, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dv_, s)), sc));
             }

@@ -12,6 +12,7 @@
 // significant bits); sums are fp32. This is what PyTorch's CPU autocast to bfloat16 does to a
 // matmul's inputs (its outputs are rounded to bf16 as well; ours stay fp32).
 #include "ckernels.h"
+#include "mask16.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -37,10 +38,6 @@ int pm_have_amx_bf16(void) {
     return state;
 }
 
-AMX INLINE __mmask16 mask16(int n) {
-    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n > 0 ? n : 0)) - 1);
-}
-
 // 16 words (x[i], y[i]) as bf16 pairs: x in the low half, y in the high half.
 AMX INLINE __m512i pair_across(__m512 x, __m512 y) {
     __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
@@ -50,7 +47,7 @@ AMX INLINE __m512i pair_across(__m512 x, __m512 y) {
 
 // 32 consecutive values (n ≤ 32 of them read, zero past n) as 16 bf16 pairs.
 AMX INLINE __m512i pair_along(const float *x, int n) {
-    __m512 lo = _mm512_maskz_loadu_ps(mask16(n), x), hi = _mm512_maskz_loadu_ps(mask16(n - 16), x + 16);
+    __m512 lo = _mm512_maskz_loadu_ps(pm_mask16(n), x), hi = _mm512_maskz_loadu_ps(pm_mask16(n - 16), x + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
@@ -83,43 +80,28 @@ AMX INLINE void transpose16(__m512i r[16]) {
     }
 }
 
-// One 16 × 16-word tile of bf16 pairs, out[i][w] (row stride 16 words), for rows i0..i0+15 and
-// pairs w of k from k0 = 32·kb: word = (X(i, k0 + 2w), X(i, k0 + 2w + 1)), X(i, k) = x[i·si + k·sk].
-// `n` valid rows (others zero), `kn` valid k from k0 (others zero).
-AMX static void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn) {
+// One 16 × 16-word tile of bf16 pairs, word (i, w) = (X(i, k0 + 2w), X(i, k0 + 2w + 1)) with
+// X(i, k) = x[i·si + k·sk], for 16 indices i and the 16 pairs w of k from k0 = 32·kb; `n` valid
+// i (others zero), `kn` valid k from k0 (others zero). Stored i-major (out[i][w], an A tile) or,
+// when `w_major`, w-major (out[w][i], the pair layout of a B tile for TDPBF16PS). X read along k
+// (sk == 1) gives i-major registers, X read across i (si == 1) gives w-major ones; one 16 × 16
+// transpose in registers when they differ from what is stored.
+AMX static void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn, int w_major) {
     __m512i r[16];
-    if (sk == 1) {  // rows contiguous in k: one row of pairs at a time
+    int got_w_major = sk != 1;
+    if (!got_w_major) {  // x contiguous in k: one index i at a time
         for (int i = 0; i < 16; i++)
             r[i] = i < n ? pair_along(x + (size_t)i * si, kn) : _mm512_setzero_si512();
-    } else {  // X stored k-major (si == 1): pairs across two k rows, then transpose
-        __mmask16 m = mask16(n);
+    } else {  // x contiguous in i (si == 1): pairs across two rows of k
+        __mmask16 m = pm_mask16(n);
         for (int w = 0; w < 16; w++) {
             __m512 a = 2 * w < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w) * sk) : _mm512_setzero_ps();
             __m512 b = 2 * w + 1 < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w + 1) * sk) : _mm512_setzero_ps();
             r[w] = pair_across(a, b);
         }
-        transpose16(r);
     }
+    if (got_w_major != w_major) transpose16(r);
     for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
-}
-
-// The B operand's tile for TDPBF16PS: 16 pairs of k (rows) × 16 columns, out[w][j] =
-// (Y(k0 + 2w, j), Y(k0 + 2w + 1, j)), Y(k, j) = y[k·sk + j·sj]; `n` valid columns, `kn` valid k.
-AMX static void pack_tile_b(uint32_t *out, const float *y, size_t sk, size_t sj, int n, int kn) {
-    if (sj == 1) {  // rows of B contiguous in j: pairs across two rows
-        __mmask16 m = mask16(n);
-        for (int w = 0; w < 16; w++) {
-            __m512 a = 2 * w < kn ? _mm512_maskz_loadu_ps(m, y + (size_t)(2 * w) * sk) : _mm512_setzero_ps();
-            __m512 b = 2 * w + 1 < kn ? _mm512_maskz_loadu_ps(m, y + (size_t)(2 * w + 1) * sk) : _mm512_setzero_ps();
-            _mm512_storeu_si512(out + 16 * w, pair_across(a, b));
-        }
-    } else {  // B stored transposed: Y(·, j) contiguous in k
-        pack_tile(out, y, sj, sk, n, kn);  // out[j][w], transposed below
-        __m512i r[16];
-        for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_si512(out + 16 * i);
-        transpose16(r);
-        for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
-    }
 }
 
 typedef struct {
@@ -154,7 +136,7 @@ AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alph
                 int j0 = 32 * p + 16 * h, k0 = 32 * kb;
                 uint32_t *t = bp + (((size_t)p * KB + kb) * 2 + h) * 256;
                 if (j0 >= N) { memset(t, 0, 256 * sizeof(uint32_t)); continue; }
-                pack_tile_b(t, B + (size_t)k0 * bks + (size_t)j0 * bjs, bks, bjs, N - j0, K - k0);
+                pack_tile(t, B + (size_t)k0 * bks + (size_t)j0 * bjs, bjs, bks, N - j0, K - k0, 1);
             }
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -168,7 +150,7 @@ AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alph
                 int r0 = i0 + 16 * h, k0 = 32 * kb;
                 uint32_t *t = ap + ((size_t)kb * 2 + h) * 256;
                 if (r0 >= M) { memset(t, 0, 256 * sizeof(uint32_t)); continue; }
-                pack_tile(t, A + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, M - r0, K - k0);
+                pack_tile(t, A + (size_t)r0 * ars + (size_t)k0 * aks, ars, aks, M - r0, K - k0, 0);
             }
         for (int p = 0; p < NP; p++) {
             _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
@@ -188,7 +170,7 @@ AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alph
             _tile_stored(2, out + 16 * 32, 128);
             _tile_stored(3, out + 16 * 32 + 16, 128);
             int j0 = 32 * p, rows = M - i0 < 32 ? M - i0 : 32;
-            __mmask16 m0 = mask16(N - j0), m1 = mask16(N - j0 - 16);
+            __mmask16 m0 = pm_mask16(N - j0), m1 = pm_mask16(N - j0 - 16);
             __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
             for (int r = 0; r < rows; r++) {
                 float *cr = C + (size_t)(i0 + r) * ldc + j0;

@@ -155,9 +155,8 @@ struct Converge: ParsableCommand {
             // Settings as sorted-key JSON: a new optional setting left unset changes no fingerprint.
             let keyed = JSONEncoder(); keyed.outputFormatting = [.sortedKeys]
             let settings = String(decoding: try keyed.encode(vcfg), as: UTF8.self) + String(decoding: try keyed.encode(tc), as: UTF8.self)
-            var parts = [settings, "\(layers)", schedule.rawValue, variant.description, dataID, valSlice.rawValue,
-                         "\(val.count)", "\(evalEvery)"]
-            if threading.matmul != .fp32 { parts.append("matmul=\(threading.matmul.rawValue)") }  // fp32 runs keep their fingerprints
+            let parts = [settings, "\(layers)", schedule.rawValue, variant.description, dataID, valSlice.rawValue,
+                         "\(val.count)", "\(evalEvery)"] + threading.settingWords
             let fp = String(Digest.sha256(Data(parts.joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             if !fresh, let data = try? Data(contentsOf: file), let old = try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: data) {

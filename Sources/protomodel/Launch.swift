@@ -51,7 +51,7 @@ func runSettings(model: ModelOptions, options: TrainOptions, pipeline: PipelineO
     var s = RunSettings(model: cfg, vocabSize: model.vocabSize, train: tc, split: split, schedule: pipeline.schedule,
                        clock: pipeline.clock, evalBatches: options.evalBatches, data: options.data, threads: threading.threads,
                        linkKind: pipeline.linkModel, stageSpeed: pipeline.stageSpeed,
-                       extra: extra + (threading.matmul == .fp32 ? [] : ["matmul=\(threading.matmul.rawValue)"]))
+                       extra: extra + threading.settingWords)
     s.stages = pipeline.stages
     s.replicaFormat = pipeline.replicaFormat
     s.replicaSyncEvery = pipeline.replicaSyncEvery

@@ -57,6 +57,10 @@ struct ThreadOptions: ParsableArguments {
         Parallel.threads = threads
         LinearLayers.precision = matmul
     }
+
+    /// What these options add to settings that must match (ranks' agreed settings, converge's
+    /// run fingerprints): nothing for fp32, so fp32 runs keep the identities they had.
+    var settingWords: [String] { matmul == .fp32 ? [] : ["matmul=\(matmul.rawValue)"] }
 }
 
 extension MatmulPrecision: ExpressibleByArgument {}
