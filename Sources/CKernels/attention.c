@@ -11,6 +11,7 @@
 // never stored), so every tile runs the same unrolled code.
 #include "ckernels.h"
 #include "mask16.h"
+#include "amx_tiles.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -254,6 +255,157 @@ AVX512 void pm_attention_backward_head(float *dq, float *dk, float *dv, float *d
     }
 }
 
+
+// ---- bf16 on AMX (`--matmul bf16`) ----
+// The same two kernels with every product on the tile unit: Q, K, V, dO, P and dS rounded to
+// bf16 (nearest even) as they are packed, sums in fp32; softmax, dS and everything stored stay
+// fp32, so P has the fp32 kernels' layout and either backward can follow either forward.
+// Per head, the operands every query block reads (K, V; in the backward V, K, Q, dO) are packed
+// once as B tiles; a block of 16 query rows packs its own A tiles. dK and dV are products over
+// query rows (dSᵀ·Q, Pᵀ·dO), so they run after the query blocks, one block of 16 keys at a
+// time over the queries that can see it, with C in tiles over the whole inner dimension.
+
+// B tiles of a head's rows used across the inner dimension: B(k, j) = x[j·ld + k] (k < hs, the
+// inner index; j < rows), for S = Q·Kᵀ and dP = dO·Vᵀ. Tile (kc, n) at dst + (kc·NN + n)·256,
+// NN = ⌈rows/16⌉, kc < hs/32.
+AMX static void pack_rows_across(uint32_t *dst, const float *x, int ld, int rows, int hs) {
+    int nn = (rows + 15) / 16;
+    for (int kc = 0; kc < hs / 32; kc++)
+        for (int n = 0; n < nn; n++)
+            pack_tile(dst + ((size_t)kc * nn + n) * 256, x + (size_t)16 * n * ld + 32 * kc, ld, 1,
+                      rows - 16 * n, hs - 32 * kc, 1);
+}
+
+// B tiles of a head's rows used along the inner dimension: B(k, j) = x[k·ld + j] (k < rows, the
+// inner index; j < hs), for O = P·V, dQ = dS·K, dK = dSᵀ·Q, dV = Pᵀ·dO. Tile (kc, n) at
+// dst + (kc·hs/16 + n)·256, kc < ⌈rows/32⌉; rows past the end are zero.
+AMX static void pack_rows_along(uint32_t *dst, const float *x, int ld, int rows, int hs) {
+    int nn = hs / 16;
+    for (int kc = 0; kc < (rows + 31) / 32; kc++)
+        for (int n = 0; n < nn; n++)
+            pack_tile(dst + ((size_t)kc * nn + n) * 256, x + (size_t)32 * kc * ld + 16 * n, 1, ld,
+                      16, rows - 32 * kc, 1);
+}
+
+// nkc A tiles (256 words apart) of a 16-row block: A(r, k) = x[r·si + k·sk] for r < nr, k < kn.
+AMX static void pack_a_tiles(uint32_t *dst, const float *x, size_t si, size_t sk, int nr, int kn) {
+    for (int kc = 0; 32 * kc < kn; kc++)
+        pack_tile(dst + (size_t)kc * 256, x + (size_t)32 * kc * sk, si, sk, nr, kn - 32 * kc, 0);
+}
+
+// out[r][c] = alpha · Σ_kc (A[kc]·B[kc][c/16])[r][c%16] for r < nr, c < ncols (row stride ldo);
+// A: nkc tiles 256 words apart; B tile (kc, n) at B + kc·bkc + n·256, n < ⌈ncols/16⌉.
+// Four C tiles at a time share each A tile.
+AMX static void block_product(float *out, size_t ldo, int nr, int ncols, float alpha,
+                              const uint32_t *A, int nkc, const uint32_t *B, size_t bkc) {
+    float tmp[16 * 64];
+    __m512 al = _mm512_set1_ps(alpha);
+    int nn = (ncols + 15) / 16;
+    for (int n0 = 0; n0 < nn; n0 += 4) {
+        int g = nn - n0 < 4 ? nn - n0 : 4;
+        _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+        for (int kc = 0; kc < nkc; kc++) {
+            const uint32_t *b = B + (size_t)kc * bkc + (size_t)n0 * 256;
+            _tile_loadd(4, A + (size_t)kc * 256, 64);
+            _tile_loadd(5, b, 64);
+            _tile_dpbf16ps(0, 4, 5);
+            if (g > 1) { _tile_loadd(6, b + 256, 64); _tile_dpbf16ps(1, 4, 6); }
+            if (g > 2) { _tile_loadd(7, b + 512, 64); _tile_dpbf16ps(2, 4, 7); }
+            if (g > 3) { _tile_loadd(5, b + 768, 64); _tile_dpbf16ps(3, 4, 5); }
+        }
+        _tile_stored(0, tmp, 256);
+        _tile_stored(1, tmp + 16, 256);
+        _tile_stored(2, tmp + 32, 256);
+        _tile_stored(3, tmp + 48, 256);
+        for (int r = 0; r < nr; r++)
+            for (int i = 0; i < g; i++) {
+                int c0 = 16 * (n0 + i);
+                _mm512_mask_storeu_ps(out + r * ldo + c0, pm_mask16(ncols - c0),
+                                      _mm512_mul_ps(_mm512_loadu_ps(tmp + 64 * r + 16 * i), al));
+            }
+    }
+}
+
+size_t pm_attention_amx_scratch_words(int T, int hs) {
+    size_t t32 = (size_t)(T + 31) / 32 * 32;
+    size_t ablocks = t32 / 32 > (size_t)hs / 32 ? t32 / 32 : (size_t)hs / 32;
+    return 4 * t32 * (size_t)hs / 2 + ablocks * 256;
+}
+
+AMX void pm_attention_forward_head_amx(float *P, float *o, int ldo,
+                                       const float *q, const float *k, const float *v, int ld,
+                                       int T, int hs, float scale, int block, uint32_t *scratch) {
+    size_t t32 = (size_t)(T + 31) / 32 * 32, nkey = (size_t)(T + 15) / 16;
+    uint32_t *kt = scratch, *vt = kt + t32 * hs / 2, *at = vt + t32 * hs / 2;
+    pm_amx_configure_tiles();
+    pack_rows_across(kt, k, ld, T, hs);
+    pack_rows_along(vt, v, ld, T, hs);
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int nr = T - t0 < 16 ? T - t0 : 16, kmax = t0 + nr;
+        pack_a_tiles(at, q + (size_t)t0 * ld, ld, 1, nr, hs);
+        block_product(P + (size_t)t0 * T, T, nr, kmax, scale, at, hs / 32, kt, nkey * 256);  // S
+        for (int r = 0; r < nr; r++) {
+            int t = t0 + r;
+            float *row = P + (size_t)t * T;
+            softmax_row(row, t + 1);
+            int end = (t / block + 1) * block;
+            if (end > T) end = T;
+            zero_floats(row + t + 1, end - t - 1);  // this block's O and the backward's Pᵀ read them
+        }
+        pack_a_tiles(at, P + (size_t)t0 * T, T, 1, nr, kmax);
+        block_product(o + (size_t)t0 * ldo, ldo, nr, hs, 1.0f, at, (kmax + 31) / 32, vt, (size_t)hs / 16 * 256);
+    }
+    _tile_release();
+}
+
+AMX void pm_attention_backward_head_amx(float *dq, float *dk, float *dv, float *dP,
+                                        const float *dO, int ldo,
+                                        const float *q, const float *k, const float *v, int ld,
+                                        const float *P, int T, int hs, float scale, uint32_t *scratch) {
+    size_t t32 = (size_t)(T + 31) / 32 * 32, nkey = (size_t)(T + 15) / 16, bkc = (size_t)hs / 16 * 256;
+    uint32_t *vt = scratch, *kt = vt + t32 * hs / 2, *qt = kt + t32 * hs / 2, *dot = qt + t32 * hs / 2;
+    uint32_t *at = dot + t32 * hs / 2;
+    pm_amx_configure_tiles();
+    pack_rows_across(vt, v, ld, T, hs);
+    pack_rows_along(kt, k, ld, T, hs);
+    pack_rows_along(qt, q, ld, T, hs);
+    pack_rows_along(dot, dO, ldo, T, hs);
+    __m512 sc = _mm512_set1_ps(scale);
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        int nr = T - t0 < 16 ? T - t0 : 16, kmax = t0 + nr;
+        pack_a_tiles(at, dO + (size_t)t0 * ldo, ldo, 1, nr, hs);
+        block_product(dP + (size_t)t0 * T, T, nr, kmax, 1.0f, at, hs / 32, vt, nkey * 256);  // dP = dO·Vᵀ
+        for (int r = 0; r < nr; r++) {
+            int t = t0 + r;
+            const float *p = P + (size_t)t * T;
+            float *d = dP + (size_t)t * T;
+            __m512 s = _mm512_set1_ps(dot_n(p, d, t + 1));
+            for (int j = 0; j <= t; j += 16) {
+                __mmask16 m = pm_mask16(t + 1 - j);
+                __m512 pv = _mm512_maskz_loadu_ps(m, p + j), dv_ = _mm512_maskz_loadu_ps(m, d + j);
+                _mm512_mask_storeu_ps(d + j, m, _mm512_mul_ps(_mm512_mul_ps(pv, _mm512_sub_ps(dv_, s)), sc));
+            }
+            // dS is zero past t up to the end of t's 32-key chunk: this block's dQ and the dK
+            // products below read whole chunks.
+            int end = (t / 32 + 1) * 32;
+            if (end > T) end = T;
+            zero_floats(d + t + 1, end - t - 1);
+        }
+        pack_a_tiles(at, dP + (size_t)t0 * T, T, 1, nr, kmax);
+        block_product(dq + (size_t)t0 * ld, ld, nr, hs, 1.0f, at, (kmax + 31) / 32, kt, bkc);  // dQ = dS·K
+    }
+    // Key j gets contributions from queries t ≥ j: the block of keys j0..j0+15 sums over query
+    // chunks from the one holding j0 (rows there before j0 are zero in dS and P, see above).
+    for (int j0 = 0; j0 < T; j0 += 16) {
+        int nk = T - j0 < 16 ? T - j0 : 16, c0 = j0 / 32, nq = T - 32 * c0;
+        pack_a_tiles(at, dP + (size_t)32 * c0 * T + j0, 1, T, nk, nq);
+        block_product(dk + (size_t)j0 * ld, ld, nk, hs, 1.0f, at, (nq + 31) / 32, qt + c0 * bkc, bkc);  // dK = dSᵀ·Q
+        pack_a_tiles(at, P + (size_t)32 * c0 * T + j0, 1, T, nk, nq);
+        block_product(dv + (size_t)j0 * ld, ld, nk, hs, 1.0f, at, (nq + 31) / 32, dot + c0 * bkc, bkc);  // dV = Pᵀ·dO
+    }
+    _tile_release();
+}
+
 #else  // not x86-64: no AVX-512 here, callers take their portable path.
 
 int pm_have_avx512(void) { return 0; }
@@ -267,5 +419,18 @@ void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP, cons
                                 const float *q, const float *k, const float *v, int ld,
                                 const float *P, int T, int hs, float scale, float *scratch) {
     __builtin_trap();  // unreachable: pm_have_avx512() is 0
+}
+
+size_t pm_attention_amx_scratch_words(int T, int hs) { (void)T; (void)hs; return 0; }
+
+void pm_attention_forward_head_amx(float *P, float *o, int ldo, const float *q, const float *k, const float *v,
+                                   int ld, int T, int hs, float scale, int block, uint32_t *scratch) {
+    __builtin_trap();  // unreachable: pm_have_amx_bf16() is 0
+}
+
+void pm_attention_backward_head_amx(float *dq, float *dk, float *dv, float *dP, const float *dO, int ldo,
+                                    const float *q, const float *k, const float *v, int ld,
+                                    const float *P, int T, int hs, float scale, uint32_t *scratch) {
+    __builtin_trap();  // unreachable: pm_have_amx_bf16() is 0
 }
 #endif

@@ -12,7 +12,7 @@
 // significant bits); sums are fp32. This is what PyTorch's CPU autocast to bfloat16 does to a
 // matmul's inputs (its outputs are rounded to bf16 as well; ours stay fp32).
 #include "ckernels.h"
-#include "mask16.h"
+#include "amx_tiles.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -21,9 +21,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,amx-tile,amx-bf16")))
-#define INLINE static inline __attribute__((always_inline))
 
 int pm_have_amx_bf16(void) {
     static int state = -1;  // -1 unknown; benign race: every caller computes the same answer
@@ -37,78 +34,6 @@ int pm_have_amx_bf16(void) {
     state = ok;
     return state;
 }
-
-// 16 words (x[i], y[i]) as bf16 pairs: x in the low half, y in the high half.
-AMX INLINE __m512i pair_across(__m512 x, __m512 y) {
-    __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
-    __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
-    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
-}
-
-// 32 consecutive values (n ≤ 32 of them read, zero past n) as 16 bf16 pairs.
-AMX INLINE __m512i pair_along(const float *x, int n) {
-    __m512 lo = _mm512_maskz_loadu_ps(pm_mask16(n), x), hi = _mm512_maskz_loadu_ps(pm_mask16(n - 16), x + 16);
-    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
-}
-
-// In place: the 16 × 16 matrix of 32-bit words in r[0..<16] (r[i] is row i) is transposed.
-AMX INLINE void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    // r[4q + s] now holds, in 128-bit lane l, words (4l..4l+3) of column 4q.. of rows: lane l of
-    // row group q. Two rounds of 128-bit lane shuffles finish the transpose.
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-}
-
-// One 16 × 16-word tile of bf16 pairs, word (i, w) = (X(i, k0 + 2w), X(i, k0 + 2w + 1)) with
-// X(i, k) = x[i·si + k·sk], for 16 indices i and the 16 pairs w of k from k0 = 32·kb; `n` valid
-// i (others zero), `kn` valid k from k0 (others zero). Stored i-major (out[i][w], an A tile) or,
-// when `w_major`, w-major (out[w][i], the pair layout of a B tile for TDPBF16PS). X read along k
-// (sk == 1) gives i-major registers, X read across i (si == 1) gives w-major ones; one 16 × 16
-// transpose in registers when they differ from what is stored.
-AMX static void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn, int w_major) {
-    __m512i r[16];
-    int got_w_major = sk != 1;
-    if (!got_w_major) {  // x contiguous in k: one index i at a time
-        for (int i = 0; i < 16; i++)
-            r[i] = i < n ? pair_along(x + (size_t)i * si, kn) : _mm512_setzero_si512();
-    } else {  // x contiguous in i (si == 1): pairs across two rows of k
-        __mmask16 m = pm_mask16(n);
-        for (int w = 0; w < 16; w++) {
-            __m512 a = 2 * w < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w) * sk) : _mm512_setzero_ps();
-            __m512 b = 2 * w + 1 < kn ? _mm512_maskz_loadu_ps(m, x + (size_t)(2 * w + 1) * sk) : _mm512_setzero_ps();
-            r[w] = pair_across(a, b);
-        }
-    }
-    if (got_w_major != w_major) transpose16(r);
-    for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
-}
-
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
 
 static _Thread_local uint32_t *scratch;
 static _Thread_local size_t scratch_words;
@@ -138,11 +63,7 @@ AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alph
                 if (j0 >= N) { memset(t, 0, 256 * sizeof(uint32_t)); continue; }
                 pack_tile(t, B + (size_t)k0 * bks + (size_t)j0 * bjs, bjs, bks, N - j0, K - k0, 1);
             }
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) { cfg.rows[t] = 16; cfg.colsb[t] = 64; }
-    _tile_loadconfig(&cfg);
+    pm_amx_configure_tiles();
     float out[32 * 32];
     for (int i0 = 0; i0 < M; i0 += 32) {
         for (int kb = 0; kb < KB; kb++)

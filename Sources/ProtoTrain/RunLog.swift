@@ -24,7 +24,7 @@ public struct ConfigRecord: Codable, Sendable {
     public var threadsPerRank: Int
     /// The attention kernels rank 0 runs: "fused AVX-512" or "sgemm" (AttentionKernel).
     public var attention: String
-    /// The linear layers' matrix products: "fp32" or "bf16" (LinearLayers.precision, `--matmul`).
+    /// The matrix products of the linear layers and attention: "fp32" or "bf16" (`--matmul`).
     public var matmul: String
     /// The link model (speedrun or streaming), the emulated stage speed, the core rate it is
     /// relative to (GFLOP/s) and what one CPU second is charged.

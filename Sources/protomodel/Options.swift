@@ -41,11 +41,11 @@ struct ModelOptions: ParsableArguments {
 }
 
 /// How the kernels run: threads for a single-process run (BLAS and the kernels' own loops), and
-/// the linear layers' matrix-product precision.
+/// the precision of the matrix products (linear layers and attention).
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the kernels (single-process commands; MPI ranks use 1).")
     var threads: Int = 1
-    @Option(help: "Linear layers' matrix products: fp32 (OpenBLAS sgemm), or bf16 (inputs rounded to bfloat16, fp32 sums, on Intel AMX; weights, activations and everything else stay fp32).")
+    @Option(help: "Matrix products of the linear layers and attention: fp32 (OpenBLAS sgemm, AVX-512 attention), or bf16 (inputs rounded to bfloat16, fp32 sums, on Intel AMX; weights, activations, softmax and everything else stay fp32).")
     var matmul: MatmulPrecision = .fp32
 
     func apply() throws {
@@ -56,11 +56,13 @@ struct ThreadOptions: ParsableArguments {
         BLAS.setThreads(1)  // parallelism comes from BLAS.gemmParallel and the kernels
         Parallel.threads = threads
         LinearLayers.precision = matmul
+        AttentionKernel.precision = matmul
     }
 
     /// What these options add to settings that must match (ranks' agreed settings, converge's
-    /// run fingerprints): nothing for fp32, so fp32 runs keep the identities they had.
-    var settingWords: [String] { matmul == .fp32 ? [] : ["matmul=\(matmul.rawValue)"] }
+    /// run fingerprints): nothing for fp32, so fp32 runs keep the identities they had; for bf16
+    /// the attention word too (runs stored before attention joined the bf16 products differ).
+    var settingWords: [String] { matmul == .fp32 ? [] : ["matmul=\(matmul.rawValue)", "attention=\(matmul.rawValue)"] }
 }
 
 extension MatmulPrecision: ExpressibleByArgument {}

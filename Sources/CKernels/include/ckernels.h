@@ -4,6 +4,9 @@
 #ifndef PM_CKERNELS_H
 #define PM_CKERNELS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 /// 1 when this CPU runs the AVX-512 kernels below (avx512f and fma), else 0.
 int pm_have_avx512(void);
 
@@ -26,6 +29,26 @@ void pm_attention_backward_head(float *dq, float *dk, float *dv, float *dP,
                                 const float *dO, int ldo,
                                 const float *q, const float *k, const float *v, int ld,
                                 const float *P, int T, int hs, float scale, float *scratch);
+
+/// Words (uint32) of scratch the two AMX attention kernels below need for T rows of hs values.
+size_t pm_attention_amx_scratch_words(int T, int hs);
+
+/// pm_attention_forward_head with its two products (S = Q·Kᵀ, O = P·V) on AMX: Q, K, V and P
+/// rounded to bfloat16 (nearest even) as they enter a product, sums in fp32; the softmax and
+/// everything written (P, o) fp32, P in the same layout. Tiles of 16 query rows.
+/// scratch: pm_attention_amx_scratch_words(T, hs) words, 64-byte aligned not needed.
+/// Requires hs % 32 == 0, block % 32 == 0, and pm_have_amx_bf16().
+void pm_attention_forward_head_amx(float *P, float *o, int ldo,
+                                   const float *q, const float *k, const float *v, int ld,
+                                   int T, int hs, float scale, int block, uint32_t *scratch);
+
+/// pm_attention_backward_head with its four products (dP = dO·Vᵀ, dQ = dS·K, dK = dSᵀ·Q,
+/// dV = Pᵀ·dO) on AMX, operands rounded to bfloat16 as above; dS fp32. Same contract and
+/// requirements as the fp32 kernel, P from either forward (its rows zero to 32-key chunk ends).
+void pm_attention_backward_head_amx(float *dq, float *dk, float *dv, float *dP,
+                                    const float *dO, int ldo,
+                                    const float *q, const float *k, const float *v, int ld,
+                                    const float *P, int T, int hs, float scale, uint32_t *scratch);
 
 /// 1 when this CPU and OS run pm_gemm_amx_bf16: AMX-BF16 tiles, AVX512-BF16, and Linux granted the
 /// process the tile state (asked for on the first call). Cheap after the first call.

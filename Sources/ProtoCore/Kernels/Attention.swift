@@ -1,13 +1,16 @@
-// Causal multi-head self-attention over the fused qkv activation. Two paths with one
-// contract: the fused AVX-512 kernels of CKernels (attention.c; tiles of 8 query rows, the
-// tile's scores stay in cache) where the CPU has AVX-512 and the head size is 16, 32, 64, 128
-// or 256, and otherwise every product in sgemm, rows in blocks so the upper triangle of QKᵀ
-// is never computed.
+// Causal multi-head self-attention over the fused qkv activation. Three paths with one
+// contract: with bf16 products (`--matmul bf16`) on a CPU with AMX and a head size that is a
+// multiple of 32, the AMX kernels of CKernels (attention.c; tiles of 16 query rows, products in
+// bf16 with fp32 sums, softmax and dS in fp32); otherwise the fused AVX-512 fp32 kernels (tiles
+// of 8 query rows, the tile's scores stay in cache) where the CPU has AVX-512 and the head size
+// is 16, 32, 64, 128 or 256; otherwise every product in sgemm, rows in blocks so the upper
+// triangle of QKᵀ is never computed. P is saved in one layout, so any backward follows any forward.
 import CKernels
 import Foundation
 
-/// Row-block size for the causal products (both paths zero P up to the end of a row's block;
-/// a multiple of 8, so the fused kernels' tiles of 8 rows never cross a block end).
+/// Row-block size for the causal products (every path zeroes P up to the end of a row's block;
+/// a multiple of 32, so the fused kernels' tiles of 8 or 16 rows never cross a block end and the
+/// AMX backward's 32-row chunks of Pᵀ read zeros past the diagonal).
 let attentionBlock = 64
 
 public enum AttentionKernel {
@@ -16,17 +19,29 @@ public enum AttentionKernel {
     /// Use the fused kernels where they apply (default: where the CPU has them). False forces
     /// the sgemm path everywhere (tests compare the two; `bench-engine --attention sgemm`).
     nonisolated(unsafe) public static var fusedEnabled = cpuHasFused
+    /// Precision of the attention products, set with the linear layers' by `--matmul`: bf16
+    /// runs the AMX kernels where `usesAMX(headSize:)`, fp32 the kernels above.
+    nonisolated(unsafe) public static var precision: MatmulPrecision = .fp32
 
-    /// What runs for a head of `headSize` values, as logged: "fused AVX-512" or "sgemm".
-    public static func label(headSize: Int) -> String { usesFused(headSize: headSize) ? "fused AVX-512" : "sgemm" }
+    /// What runs for a head of `headSize` values, as logged: "bf16 on AMX", "fused AVX-512" or "sgemm".
+    public static func label(headSize: Int) -> String {
+        usesAMX(headSize: headSize) ? "bf16 on AMX" : usesFused(headSize: headSize) ? "fused AVX-512" : "sgemm"
+    }
 
-    /// Whether a head of `headSize` values runs the fused kernels.
+    /// Whether a head of `headSize` values runs the fused kernels (AVX-512 fp32 or AMX bf16).
     public static func usesFused(headSize: Int) -> Bool {
         guard fusedEnabled && cpuHasFused else { return false }
+        if usesAMX(headSize: headSize) { return true }
         switch headSize {
         case 16, 32, 64, 128, 256: return true
         default: return false
         }
+    }
+
+    /// Whether a head of `headSize` values runs the bf16 AMX kernels: bf16 precision asked for,
+    /// AMX present, the fused kernels enabled, and a head size that is a multiple of 32.
+    public static func usesAMX(headSize: Int) -> Bool {
+        precision == .bf16 && fusedEnabled && cpuHasFused && MatmulPrecision.bf16Available && headSize % 32 == 0
     }
 }
 
@@ -37,8 +52,22 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                              _ qkv: UnsafePointer<Float>, _ B: Int, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
+    if AttentionKernel.usesAMX(headSize: hs) {
+        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pm_attention_amx_scratch_words(Int32(T), Int32(hs))) { scratch in
+                for bh in lo..<hi {
+                    let b = bh / NH, h = bh % NH
+                    let q = qkv + b * T * C3 + h * hs
+                    pm_attention_forward_head_amx(att + bh * T * T, out + b * T * C + h * hs, Int32(C),
+                                                  q, q + C, q + 2 * C, Int32(C3), Int32(T), Int32(hs), scale,
+                                                  Int32(attentionBlock), scratch.baseAddress!)
+                }
+            }
+        }
+        return
+    }
     if AttentionKernel.usesFused(headSize: hs) {
-        precondition(attentionBlock % 8 == 0, "the fused kernels zero P to block ends that tiles of 8 rows never cross")
+        precondition(attentionBlock % 32 == 0, "the fused kernels zero P to block ends that tiles of 8 or 16 rows never cross")
         Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
                 for bh in lo..<hi {
@@ -85,6 +114,21 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
                               _ att: UnsafePointer<Float>, _ B: Int, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
+    if AttentionKernel.usesAMX(headSize: hs) {
+        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pm_attention_amx_scratch_words(Int32(T), Int32(hs))) { scratch in
+                for bh in lo..<hi {
+                    let b = bh / NH, h = bh % NH
+                    let q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
+                    pm_attention_backward_head_amx(dq, dq + C, dq + 2 * C, datt + bh * T * T,
+                                                   dout + b * T * C + h * hs, Int32(C),
+                                                   q, q + C, q + 2 * C, Int32(C3), att + bh * T * T,
+                                                   Int32(T), Int32(hs), scale, scratch.baseAddress!)
+                }
+            }
+        }
+        return
+    }
     if AttentionKernel.usesFused(headSize: hs) {
         Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
