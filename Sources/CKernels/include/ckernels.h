@@ -50,6 +50,19 @@ void pm_attention_backward_head_amx(float *dq, float *dk, float *dv, float *dP,
                                     const float *q, const float *k, const float *v, int ld,
                                     const float *P, int T, int hs, float scale, uint32_t *scratch);
 
+/// out[i] = max(inp[i], 0)² for i < n (elementwise.c; Swift's max: NaN passes). Requires pm_have_avx512().
+void pm_relu2_forward(float *out, const float *inp, long n);
+
+/// dinp[i] = dout[i]·2·max(inp[i], 0) for i < n; dinp may alias dout. Requires pm_have_avx512().
+void pm_relu2_backward(float *dinp, const float *dout, const float *inp, long n);
+
+/// One AdamW update of n parameters (ProtoCore's AdamW.step, the same operations in the same
+/// order): g' = g·grad_scale; m = b1·m + (1 − b1)·g'; v = b2·v + (1 − b2)·g'·g';
+/// p = p·decay − step_size·m / (√v / bc2_sqrt + eps). Requires pm_have_avx512().
+void pm_adamw_update(float *p, const float *g, float *mom, float *vel, long n, float grad_scale,
+                     float b1, float one_minus_b1, float b2, float one_minus_b2, float decay,
+                     float step_size, float bc2_sqrt, float eps);
+
 /// 1 when this CPU and OS run pm_gemm_amx_bf16: AMX-BF16 tiles, AVX512-BF16, and Linux granted the
 /// process the tile state (asked for on the first call). Cheap after the first call.
 int pm_have_amx_bf16(void);

@@ -1,4 +1,5 @@
 // AdamW with decoupled weight decay, over one stage's flat parameter buffer.
+import CKernels
 import Foundation
 
 /// Hyper-parameters of the optimizer (PyTorch's AdamW semantics).
@@ -40,11 +41,16 @@ public final class AdamW {
         let stepSize = lr / bc1, bc2Sqrt = bc2.squareRoot()
         let decay = 1 - lr * config.weightDecay
         let p = params.ptr, g = grads.ptr, mp = m.ptr, vp = v.ptr
-        let ranges = decayRanges
+        let ranges = decayRanges, vector = VectorKernels.use
         // One pass over memory: each worker walks its chunk in segments that are either
         // inside a decayed tensor (factor `decay`) or not (factor 1).
         Parallel.chunks(euclidean, minPerChunk: 1 << 14) { lo, hi in
             func update(_ a: Int, _ b: Int, _ f: Float) {
+                if vector {  // the same arithmetic, 16 lanes at a time (CKernels/elementwise.c)
+                    pm_adamw_update(p + a, g + a, mp + a, vp + a, b - a, gradScale, b1, 1 - b1, b2, 1 - b2, f,
+                                    stepSize, bc2Sqrt, eps)
+                    return
+                }
                 for i in a..<b {
                     let gi = g[i] * gradScale
                     mp[i] = b1 * mp[i] + (1 - b1) * gi
