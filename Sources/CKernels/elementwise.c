@@ -1,5 +1,5 @@
-// Element-wise kernels of the training step in AVX-512: ReLU² forward and backward, and the
-// AdamW update. Swift compiles its own loops over raw pointers to scalar SSE (the pointers may
+// Element-wise kernels of the training step in AVX-512: ReLU² forward and backward, the AdamW
+// update, RoPE, and the per-element parts of RMSNorm (its sums stay in Swift). Swift compiles its own loops over raw pointers to scalar SSE (the pointers may
 // alias, so LLVM does not vectorise them); these do the same arithmetic sixteen lanes at a time.
 // Same operations in the same order, no fused multiply-adds (contraction is off below), and
 // max(x, 0) with Swift's rule (0 ≥ x ? 0 : x, so NaN passes and −0 becomes +0): the results
@@ -57,10 +57,65 @@ AVX512 void pm_adamw_update(float *p, const float *g, float *mom, float *vel, lo
     }
 }
 
+AVX512 void pm_rope_rows(float *qkv, const float *cos_t, const float *sin_t, long n0, long n1,
+                         int T, int C, int NH, float sign) {
+    int hs = C / NH, half = hs / 2;
+    __m512 sg = _mm512_set1_ps(sign);
+    for (long n = n0; n < n1; n++) {
+        const float *cs = cos_t + (n % T) * half, *sn = sin_t + (n % T) * half;
+        for (int part = 0; part < 2; part++)  // q, then k
+            for (int h = 0; h < NH; h++) {
+                float *v = qkv + n * 3 * C + part * C + h * hs;
+                for (int i = 0; i < half; i += 16) {
+                    __mmask16 m = pm_mask16(half - i);
+                    __m512 a = _mm512_maskz_loadu_ps(m, v + i), b = _mm512_maskz_loadu_ps(m, v + i + half);
+                    __m512 c = _mm512_maskz_loadu_ps(m, cs + i), s = _mm512_mul_ps(sg, _mm512_maskz_loadu_ps(m, sn + i));
+                    _mm512_mask_storeu_ps(v + i, m, _mm512_sub_ps(_mm512_mul_ps(a, c), _mm512_mul_ps(b, s)));
+                    _mm512_mask_storeu_ps(v + i + half, m, _mm512_add_ps(_mm512_mul_ps(b, c), _mm512_mul_ps(a, s)));
+                }
+            }
+    }
+}
+
+AVX512 void pm_scale_gain(float *y, const float *x, float r, const float *w, int n) {
+    __m512 vr = _mm512_set1_ps(r);
+    for (int c = 0; c < n; c += 16) {
+        __mmask16 m = pm_mask16(n - c);
+        _mm512_mask_storeu_ps(y + c, m, _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), vr),
+                                                      _mm512_maskz_loadu_ps(m, w + c)));
+    }
+}
+
+AVX512 void pm_rmsnorm_backward_row(float *dx, const float *dy, const float *w, const float *x, float r, float mean, int n) {
+    __m512 vr = _mm512_set1_ps(r), vm = _mm512_set1_ps(mean);
+    for (int c = 0; c < n; c += 16) {
+        __mmask16 k = pm_mask16(n - c);
+        __m512 g = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, dy + c), _mm512_maskz_loadu_ps(k, w + c));
+        __m512 xm = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), vr), vm);
+        __m512 d = _mm512_mul_ps(vr, _mm512_sub_ps(g, xm));
+        _mm512_mask_storeu_ps(dx + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, dx + c), d));
+    }
+}
+
+AVX512 void pm_add_product_scaled(float *acc, const float *a, const float *b, float r, int n) {
+    __m512 vr = _mm512_set1_ps(r);
+    for (int c = 0; c < n; c += 16) {
+        __mmask16 k = pm_mask16(n - c);
+        __m512 t = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, a + c), _mm512_maskz_loadu_ps(k, b + c)), vr);
+        _mm512_mask_storeu_ps(acc + c, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, acc + c), t));
+    }
+}
+
 #else  // not x86-64: callers take their portable paths (pm_have_avx512() is 0).
 void pm_relu2_forward(float *out, const float *inp, long n) { __builtin_trap(); }
 void pm_relu2_backward(float *dinp, const float *dout, const float *inp, long n) { __builtin_trap(); }
 void pm_adamw_update(float *p, const float *g, float *mom, float *vel, long n, float grad_scale,
                      float b1, float one_minus_b1, float b2, float one_minus_b2, float decay,
                      float step_size, float bc2_sqrt, float eps) { __builtin_trap(); }
+void pm_rope_rows(float *qkv, const float *cos_t, const float *sin_t, long n0, long n1, int T, int C, int NH,
+                  float sign) { __builtin_trap(); }
+void pm_scale_gain(float *y, const float *x, float r, const float *w, int n) { __builtin_trap(); }
+void pm_rmsnorm_backward_row(float *dx, const float *dy, const float *w, const float *x, float r, float mean,
+                             int n) { __builtin_trap(); }
+void pm_add_product_scaled(float *acc, const float *a, const float *b, float r, int n) { __builtin_trap(); }
 #endif

@@ -57,4 +57,35 @@ final class VectorKernelTests: XCTestCase {
         }
         XCTAssertEqual(bits(run(true)), bits(run(false)))
     }
+
+    /// RoPE forward and inverse on ragged head sizes (half = 24: a masked tail; half = 8), and
+    /// RMSNorm forward and backward (the per-element parts) on widths 96 and 40, several threads.
+    func testRoPEAndRMSNormMatchTheSwiftLoopsBitForBit() {
+        let saved = Parallel.threads
+        defer { Parallel.threads = saved }
+        Parallel.threads = 3
+        for (B, T, C, NH) in [(2, 37, 96, 2), (3, 20, 64, 4)] {
+            let table = RoPETable(T: T, headSize: C / NH, base: 10000)
+            let x0 = awkward(B * T * 3 * C, seed: 60)
+            func run(_ vector: Bool) -> [Float] {
+                VectorKernels.enabled = vector
+                let a = buf(x0), b = buf(x0)
+                ropeApply(a.ptr, table, B, T, C, NH)
+                ropeApply(b.ptr, table, B, T, C, NH, inverse: true)
+                return a.toArray() + b.toArray()
+            }
+            XCTAssertEqual(bits(run(true)), bits(run(false)), "RoPE B=\(B) T=\(T) C=\(C) NH=\(NH)")
+        }
+        for (N, C) in [(300, 96), (77, 40)] {
+            let x = buf(awkward(N * C, seed: 61)), w = buf(randomArray(C, seed: 62)), dy = awkward(N * C, seed: 63)
+            func run(_ vector: Bool) -> [Float] {
+                VectorKernels.enabled = vector
+                let out = zeros(N * C), rstd = zeros(N), dx = buf(randomArray(N * C, seed: 64)), dw = buf(randomArray(C, seed: 65))
+                rmsnormForward(out.ptr, rstd.ptr, x.ptr, w.ptr, N, C, eps: 1e-5)
+                rmsnormBackward(dx.ptr, dw.ptr, dy, x.ptr, w.ptr, rstd.ptr, N, C)
+                return out.toArray() + rstd.toArray() + dx.toArray() + dw.toArray()
+            }
+            XCTAssertEqual(bits(run(true)), bits(run(false)), "RMSNorm N=\(N) C=\(C)")
+        }
+    }
 }

@@ -63,6 +63,20 @@ void pm_adamw_update(float *p, const float *g, float *mom, float *vel, long n, f
                      float b1, float one_minus_b1, float b2, float one_minus_b2, float decay,
                      float step_size, float bc2_sqrt, float eps);
 
+/// RoPE in place on the q and k parts of rows n0..<n1 of qkv (rows of 3C: q, k, v; NH heads of
+/// hs = C/NH, rotated in halves): a' = a·cos − b·s, b' = b·cos + a·s with s = sign·sin, the
+/// tables' row t = n mod T (half = hs/2 values each). sign −1 is the inverse (the backward).
+void pm_rope_rows(float *qkv, const float *cos_t, const float *sin_t, long n0, long n1, int T, int C, int NH, float sign);
+
+/// y[c] = x[c]·r·w[c] for c < n (the RMSNorm forward's row, rstd r).
+void pm_scale_gain(float *y, const float *x, float r, const float *w, int n);
+
+/// dx[c] += r·(dy[c]·w[c] − x[c]·r·mean) for c < n (the RMSNorm backward's row).
+void pm_rmsnorm_backward_row(float *dx, const float *dy, const float *w, const float *x, float r, float mean, int n);
+
+/// acc[c] += a[c]·b[c]·r for c < n (the RMSNorm gain gradient, one row).
+void pm_add_product_scaled(float *acc, const float *a, const float *b, float r, int n);
+
 /// 1 when this CPU and OS run pm_gemm_amx_bf16: AMX-BF16 tiles, AVX512-BF16, and Linux granted the
 /// process the tile state (asked for on the first call). Cheap after the first call.
 int pm_have_amx_bf16(void);

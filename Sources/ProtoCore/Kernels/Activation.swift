@@ -1,7 +1,8 @@
 // MLP activation: ReLU² (as in modded-nanogpt): cheap, sparse, and trains well at small scale.
 import CKernels
 
-/// The element-wise kernels of the step (ReLU², AdamW) in AVX-512 C (CKernels/elementwise.c):
+/// The element-wise kernels of the step (ReLU², AdamW, RoPE, RMSNorm's per-element parts) in
+/// AVX-512 C (CKernels/elementwise.c):
 /// the same bits as the Swift loops, which Swift itself compiles to scalar code.
 public enum VectorKernels {
     /// True when this CPU runs them.

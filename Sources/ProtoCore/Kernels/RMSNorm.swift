@@ -1,15 +1,17 @@
 // RMSNorm with a per-channel gain: y = x · rstd · w, rstd = 1/sqrt(mean(x²) + eps).
+import CKernels
 
 /// out(N,C), rstd(N) from inp(N,C) and weight(C).
 public func rmsnormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMutablePointer<Float>,
                            _ inp: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                            _ N: Int, _ C: Int, eps: Float) {
+    let vector = VectorKernels.use
     Parallel.chunks(N, minPerChunk: 128) { lo, hi in
         for i in lo..<hi {
             let x = inp + i * C, y = out + i * C
             let r = 1 / (dot(x, x, C) / Float(C) + eps).squareRoot()
             rstd[i] = r
-            for c in 0..<C { y[c] = x[c] * r * weight[c] }
+            if vector { pm_scale_gain(y, x, r, weight, Int32(C)) } else { for c in 0..<C { y[c] = x[c] * r * weight[c] } }
         }
     }
 }
@@ -20,11 +22,13 @@ public func rmsnormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Unsa
                             _ dout: UnsafePointer<Float>, _ inp: UnsafePointer<Float>,
                             _ weight: UnsafePointer<Float>, _ rstd: UnsafePointer<Float>,
                             _ N: Int, _ C: Int) {
+    let vector = VectorKernels.use
     Parallel.chunks(N, minPerChunk: 128) { lo, hi in
         for i in lo..<hi {
             let x = inp + i * C, dy = dout + i * C, dx = dinp + i * C
             let r = rstd[i]
             let m = dot3(dy, weight, x, C) * r / Float(C)
+            if vector { pm_rmsnorm_backward_row(dx, dy, weight, x, r, m, Int32(C)); continue }
             for c in 0..<C { dx[c] += r * (dy[c] * weight[c] - x[c] * r * m) }
         }
     }
@@ -34,6 +38,7 @@ public func rmsnormBackward(_ dinp: UnsafeMutablePointer<Float>, _ dweight: Unsa
         for i in 0..<N {
             let x = inp + i * C, dy = dout + i * C
             let r = rstd[i]
+            if vector { pm_add_product_scaled(dweight + clo, dy + clo, x + clo, r, Int32(chi - clo)); continue }
             for c in clo..<chi { dweight[c] += dy[c] * x[c] * r }
         }
     }

@@ -1,5 +1,6 @@
 // Rotary position embedding on the q and k parts of the fused qkv activation
 // (rotate-half pairing: channel i with i + hs/2 inside each head).
+import CKernels
 import Foundation
 
 /// cos/sin tables (T, hs/2) for angles t · base^(−2i/hs).
@@ -30,8 +31,9 @@ public func ropeApply(_ qkv: UnsafeMutablePointer<Float>, _ table: RoPETable,
     table.cosT.withUnsafeBufferPointer { cp in
         table.sinT.withUnsafeBufferPointer { sp in
             let cosP = cp.baseAddress!, sinP = sp.baseAddress!
-            let sign: Float = inverse ? -1 : 1
+            let sign: Float = inverse ? -1 : 1, vector = VectorKernels.use
             Parallel.chunks(B * T, minPerChunk: 128) { lo, hi in
+                if vector { pm_rope_rows(qkv, cosP, sinP, lo, hi, Int32(T), Int32(C), Int32(NH), sign); return }
                 for n in lo..<hi {
                     let t = n % T
                     let cs = cosP + t * half, sn = sinP + t * half
