@@ -36,7 +36,7 @@ size_t pm_attention_amx_scratch_words(int T, int hs);
 /// pm_attention_forward_head with its two products (S = Q·Kᵀ, O = P·V) on AMX: Q, K, V and P
 /// rounded to bfloat16 (nearest even) as they enter a product, sums in fp32; the softmax and
 /// everything written (P, o) fp32, P in the same layout. Tiles of 16 query rows.
-/// scratch: pm_attention_amx_scratch_words(T, hs) words, 64-byte aligned not needed.
+/// scratch: pm_attention_amx_scratch_words(T, hs) words (any alignment).
 /// Requires hs % 32 == 0, block % 32 == 0, and pm_have_amx_bf16().
 void pm_attention_forward_head_amx(float *P, float *o, int ldo,
                                    const float *q, const float *k, const float *v, int ld,

@@ -1,17 +1,6 @@
 // MLP activation: ReLU² (as in modded-nanogpt): cheap, sparse, and trains well at small scale.
 import CKernels
 
-/// The element-wise kernels of the step (ReLU², AdamW, RoPE, RMSNorm's per-element parts) in
-/// AVX-512 C (CKernels/elementwise.c):
-/// the same bits as the Swift loops, which Swift itself compiles to scalar code.
-public enum VectorKernels {
-    /// True when this CPU runs them.
-    public static let cpuHasAVX512 = pm_have_avx512() != 0
-    /// Use them where the CPU has them (default). False forces the Swift loops (tests compare the two).
-    nonisolated(unsafe) public static var enabled = cpuHasAVX512
-    static var use: Bool { enabled && cpuHasAVX512 }
-}
-
 /// out = max(inp, 0)², n elements.
 public func reluSquaredForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, _ n: Int) {
     let vector = VectorKernels.use

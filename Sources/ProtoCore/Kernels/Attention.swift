@@ -52,6 +52,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
                              _ qkv: UnsafePointer<Float>, _ B: Int, _ T: Int, _ C: Int, _ NH: Int) {
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
+    precondition(attentionBlock % 32 == 0, "the fused kernels zero P to block ends that tiles of 8 or 16 rows never cross")
     if AttentionKernel.usesAMX(headSize: hs) {
         Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
             withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pm_attention_amx_scratch_words(Int32(T), Int32(hs))) { scratch in
@@ -67,7 +68,6 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
         return
     }
     if AttentionKernel.usesFused(headSize: hs) {
-        precondition(attentionBlock % 32 == 0, "the fused kernels zero P to block ends that tiles of 8 or 16 rows never cross")
         Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
                 for bh in lo..<hi {
