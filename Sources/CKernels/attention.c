@@ -68,6 +68,19 @@ AVX512 static void zero_floats(float *x, int n) {
     for (int j = 0; j < n; j += 16) _mm512_mask_storeu_ps(x + j, pm_mask16(n - j), _mm512_setzero_ps());
 }
 
+// Rows t0..<t0 + nr of P (row stride T) hold scores for keys 0...t and beyond: each becomes the
+// softmax over keys 0...t, then zeros to the end of its row block (the O product of its tile
+// and the backward's products read whole tiles and chunks of them).
+AVX512 static void causal_softmax_rows(float *P, int T, int t0, int nr, int block) {
+    for (int t = t0; t < t0 + nr; t++) {
+        float *row = P + (size_t)t * T;
+        softmax_row(row, t + 1);
+        int end = (t / block + 1) * block;
+        if (end > T) end = T;
+        zero_floats(row + t + 1, end - t - 1);
+    }
+}
+
 // panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n.
 static void pack_panels(float *panels, const float *X, int ld, int n, int hs) {
     int np = (n + 15) / 16;
@@ -211,14 +224,7 @@ AVX512 void pm_attention_forward_head(float *P, float *o, int ldo,
     for (int t0 = 0; t0 < T; t0 += 8) {
         int nr = T - t0 < 8 ? T - t0 : 8, kmax = t0 + nr;
         rows_times_panels(P + (size_t)t0 * T, T, q + (size_t)t0 * ld, ld, nr, scratch, kmax, hs, scale);
-        for (int r = 0; r < nr; r++) {
-            int t = t0 + r;
-            float *row = P + (size_t)t * T;
-            softmax_row(row, t + 1);
-            int end = (t / block + 1) * block;
-            if (end > T) end = T;
-            zero_floats(row + t + 1, end - t - 1);  // the tile's O product reads columns < kmax
-        }
+        causal_softmax_rows(P, T, t0, nr, block);
         rows_times_matrix(o + (size_t)t0 * ldo, ldo, P + (size_t)t0 * T, T, nr, v, ld, kmax, hs);
     }
 }
@@ -344,14 +350,7 @@ AMX void pm_attention_forward_head_amx(float *P, float *o, int ldo,
         int nr = T - t0 < 16 ? T - t0 : 16, kmax = t0 + nr;
         pack_a_tiles(at, q + (size_t)t0 * ld, ld, 1, nr, hs);
         block_product(P + (size_t)t0 * T, T, nr, kmax, scale, at, hs / 32, kt, nkey * 256);  // S
-        for (int r = 0; r < nr; r++) {
-            int t = t0 + r;
-            float *row = P + (size_t)t * T;
-            softmax_row(row, t + 1);
-            int end = (t / block + 1) * block;
-            if (end > T) end = T;
-            zero_floats(row + t + 1, end - t - 1);  // this block's O and the backward's Pᵀ read them
-        }
+        causal_softmax_rows(P, T, t0, nr, block);
         pack_a_tiles(at, P + (size_t)t0 * T, T, 1, nr, kmax);
         block_product(o + (size_t)t0 * ldo, ldo, nr, hs, 1.0f, at, (kmax + 31) / 32, vt, (size_t)hs / 16 * 256);
     }

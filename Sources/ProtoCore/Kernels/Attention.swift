@@ -54,30 +54,18 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, _ att: UnsafeMu
     let scale = 1 / Float(hs).squareRoot()
     precondition(attentionBlock % 32 == 0, "the fused kernels zero P to block ends that tiles of 8 or 16 rows never cross")
     if AttentionKernel.usesAMX(headSize: hs) {
-        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
-            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pm_attention_amx_scratch_words(Int32(T), Int32(hs))) { scratch in
-                for bh in lo..<hi {
-                    let b = bh / NH, h = bh % NH
-                    let q = qkv + b * T * C3 + h * hs
-                    pm_attention_forward_head_amx(att + bh * T * T, out + b * T * C + h * hs, Int32(C),
-                                                  q, q + C, q + 2 * C, Int32(C3), Int32(T), Int32(hs), scale,
-                                                  Int32(attentionBlock), scratch.baseAddress!)
-                }
-            }
+        forEachHead(B * NH, scratch: pm_attention_amx_scratch_words(Int32(T), Int32(hs)), of: UInt32.self) { bh, scratch in
+            let b = bh / NH, h = bh % NH, q = qkv + b * T * C3 + h * hs
+            pm_attention_forward_head_amx(att + bh * T * T, out + b * T * C + h * hs, Int32(C), q, q + C, q + 2 * C,
+                                          Int32(C3), Int32(T), Int32(hs), scale, Int32(attentionBlock), scratch)
         }
         return
     }
     if AttentionKernel.usesFused(headSize: hs) {
-        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
-                for bh in lo..<hi {
-                    let b = bh / NH, h = bh % NH
-                    let q = qkv + b * T * C3 + h * hs
-                    pm_attention_forward_head(att + bh * T * T, out + b * T * C + h * hs, Int32(C),
-                                              q, q + C, q + 2 * C, Int32(C3), Int32(T), Int32(hs), scale,
-                                              Int32(attentionBlock), panels.baseAddress!)
-                }
-            }
+        forEachHead(B * NH, scratch: (T + 15) / 16 * 16 * hs, of: Float.self) { bh, panels in
+            let b = bh / NH, h = bh % NH, q = qkv + b * T * C3 + h * hs
+            pm_attention_forward_head(att + bh * T * T, out + b * T * C + h * hs, Int32(C), q, q + C, q + 2 * C,
+                                      Int32(C3), Int32(T), Int32(hs), scale, Int32(attentionBlock), panels)
         }
         return
     }
@@ -115,32 +103,18 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
     let hs = C / NH, C3 = 3 * C
     let scale = 1 / Float(hs).squareRoot()
     if AttentionKernel.usesAMX(headSize: hs) {
-        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
-            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pm_attention_amx_scratch_words(Int32(T), Int32(hs))) { scratch in
-                for bh in lo..<hi {
-                    let b = bh / NH, h = bh % NH
-                    let q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
-                    pm_attention_backward_head_amx(dq, dq + C, dq + 2 * C, datt + bh * T * T,
-                                                   dout + b * T * C + h * hs, Int32(C),
-                                                   q, q + C, q + 2 * C, Int32(C3), att + bh * T * T,
-                                                   Int32(T), Int32(hs), scale, scratch.baseAddress!)
-                }
-            }
+        forEachHead(B * NH, scratch: pm_attention_amx_scratch_words(Int32(T), Int32(hs)), of: UInt32.self) { bh, scratch in
+            let b = bh / NH, h = bh % NH, q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
+            pm_attention_backward_head_amx(dq, dq + C, dq + 2 * C, datt + bh * T * T, dout + b * T * C + h * hs, Int32(C),
+                                           q, q + C, q + 2 * C, Int32(C3), att + bh * T * T, Int32(T), Int32(hs), scale, scratch)
         }
         return
     }
     if AttentionKernel.usesFused(headSize: hs) {
-        Parallel.chunks(B * NH, minPerChunk: 1) { lo, hi in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: (T + 15) / 16 * 16 * hs) { panels in
-                for bh in lo..<hi {
-                    let b = bh / NH, h = bh % NH
-                    let q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
-                    pm_attention_backward_head(dq, dq + C, dq + 2 * C, datt + bh * T * T,
-                                               dout + b * T * C + h * hs, Int32(C),
-                                               q, q + C, q + 2 * C, Int32(C3), att + bh * T * T,
-                                               Int32(T), Int32(hs), scale, panels.baseAddress!)
-                }
-            }
+        forEachHead(B * NH, scratch: (T + 15) / 16 * 16 * hs, of: Float.self) { bh, panels in
+            let b = bh / NH, h = bh % NH, q = qkv + b * T * C3 + h * hs, dq = dqkv + b * T * C3 + h * hs
+            pm_attention_backward_head(dq, dq + C, dq + 2 * C, datt + bh * T * T, dout + b * T * C + h * hs, Int32(C),
+                                       q, q + C, q + 2 * C, Int32(C3), att + bh * T * T, Int32(T), Int32(hs), scale, panels)
         }
         return
     }
@@ -173,6 +147,16 @@ public func attentionBackward(_ dqkv: UnsafeMutablePointer<Float>, _ datt: Unsaf
                 BLAS.gemm(transA: true, M: r1, N: hs, K: rc, A: P + r0 * T, lda: T, B: dO + r0 * C, ldb: C,
                           beta: kvBeta, C: dv, ldc: C3)
             }
+        }
+    }
+}
+
+/// body(bh, scratch) for every (batch row, head) bh < count, split across the workers; each
+/// worker has its own scratch of `words` elements for the fused kernels' packed operands.
+private func forEachHead<T>(_ count: Int, scratch words: Int, of _: T.Type, _ body: (Int, UnsafeMutablePointer<T>) -> Void) {
+    Parallel.chunks(count, minPerChunk: 1) { lo, hi in
+        withUnsafeTemporaryAllocation(of: T.self, capacity: words) { scratch in
+            for bh in lo..<hi { body(bh, scratch.baseAddress!) }
         }
     }
 }
