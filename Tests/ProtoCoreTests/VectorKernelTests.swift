@@ -15,7 +15,8 @@ final class VectorKernelTests: XCTestCase {
     /// Random values with the awkward ones sprinkled in.
     private func awkward(_ n: Int, seed: UInt64) -> [Float] {
         var x = randomArray(n, seed: seed)
-        let special: [Float] = [.nan, 0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude, 1e-39, -1e-39]
+        let special: [Float] = [.nan, 0, -0.0, .infinity, -.infinity, .leastNonzeroMagnitude, -.leastNonzeroMagnitude,
+                                Float(bitPattern: 0x000A_BCDE), -Float(bitPattern: 0x000A_BCDE)]  // subnormals
         for (j, s) in special.enumerated() where j * 7 < n { x[j * 7] = s }
         return x
     }
