@@ -36,7 +36,7 @@ struct BenchEngine: ParsableCommand {
         case .fused:
             guard AttentionKernel.usesFused(headSize: hs) else {
                 throw CLIError(AttentionKernel.cpuHasFused
-                    ? "--attention fused: the fused kernels take head sizes 16, 32, 64, 128, 256; this model's is \(hs) (use auto or sgemm)"
+                    ? "--attention fused: the fused kernels take head sizes 16, 32, 64, 128, 256 (with --matmul bf16 on AMX: any multiple of 32); this model's is \(hs) (use auto or sgemm)"
                     : "--attention fused: this CPU has no AVX-512 (use auto or sgemm)")
             }
         }
