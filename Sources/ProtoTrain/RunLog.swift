@@ -22,7 +22,7 @@ public struct ConfigRecord: Codable, Sendable {
     public var clock: String
     public var data: String
     public var threadsPerRank: Int
-    /// The attention kernels rank 0 runs: "fused AVX-512" or "sgemm" (AttentionKernel).
+    /// The attention kernels rank 0 runs: "bf16 on AMX", "fused AVX-512" or "sgemm" (AttentionKernel).
     public var attention: String
     /// The matrix products of the linear layers and attention: "fp32" or "bf16" (`--matmul`).
     public var matmul: String
@@ -45,7 +45,7 @@ public struct ConfigRecord: Codable, Sendable {
         self.codec = codec; self.codecDetail = codecDetail; self.link = link; self.clock = clock; self.data = data
         self.threadsPerRank = threadsPerRank
         attention = AttentionKernel.label(headSize: model.headSize)
-        matmul = LinearLayers.precision.rawValue
+        matmul = MatmulPrecision.current.rawValue
         linkModel = run.settings.linkKind.rawValue; stageSpeed = run.stageSpeed.description
         coreGflops = run.coreFlops / 1e9; computeScale = run.computeScale
     }

@@ -55,8 +55,7 @@ struct ThreadOptions: ParsableArguments {
         }
         BLAS.setThreads(1)  // parallelism comes from BLAS.gemmParallel and the kernels
         Parallel.threads = threads
-        LinearLayers.precision = matmul
-        AttentionKernel.precision = matmul
+        MatmulPrecision.current = matmul
     }
 
     /// What these options add to settings that must match (ranks' agreed settings, converge's

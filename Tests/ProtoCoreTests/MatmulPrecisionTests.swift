@@ -104,9 +104,9 @@ final class MatmulPrecisionTests: XCTestCase {
         let fx = try ReferenceFixture.load()
         var tc = TrainConfig()
         tc.batchSize = fx.B; tc.schedule = fx.schedule; tc.adamw = fx.adamw; tc.gradClip = fx.clip
-        let saved = (LinearLayers.precision, AttentionKernel.precision)
-        defer { (LinearLayers.precision, AttentionKernel.precision) = saved }
-        (LinearLayers.precision, AttentionKernel.precision) = (.bf16, .bf16)  // what --matmul bf16 sets
+        let saved = MatmulPrecision.current
+        defer { MatmulPrecision.current = saved }
+        MatmulPrecision.current = .bf16  // what --matmul bf16 sets
         let trainer = LocalTrainer(model: StageModel(config: fx.config, stage: .whole(fx.config), batchSize: fx.B), train: tc)
         trainer.model.params.copy(from: fx.params)
         let mb = Microbatch(ids: fx.ids, targets: fx.targets)
@@ -126,8 +126,8 @@ final class MatmulPrecisionTests: XCTestCase {
     /// path's backward after the other's forward (they share P); NaN propagation; and 1 vs 3
     /// threads bit-identical.
     func testAMXAttentionAgainstTheFP32Path() throws {
-        let saved = (AttentionKernel.precision, AttentionKernel.fusedEnabled)
-        defer { (AttentionKernel.precision, AttentionKernel.fusedEnabled) = saved }
+        let saved = (MatmulPrecision.current, AttentionKernel.fusedEnabled)
+        defer { (MatmulPrecision.current, AttentionKernel.fusedEnabled) = saved }
         for (i, (B, T, hs, NH)) in [(1, 70, 32, 2), (2, 37, 64, 3), (1, 256, 64, 2), (1, 100, 128, 1),
                                     (1, 9, 256, 1), (1, 1, 32, 1), (1, 130, 96, 1), (1, 33, 32, 2)].enumerated() {
             let C = hs * NH, seed = UInt64(300 + 4 * i)
@@ -135,7 +135,7 @@ final class MatmulPrecisionTests: XCTestCase {
             let dout = randomArray(B * T * C, seed: seed + 1)
             let att0 = randomArray(B * NH * T * T, seed: 10)
             func use(_ amx: Bool) {
-                (AttentionKernel.precision, AttentionKernel.fusedEnabled) = amx ? (.bf16, true) : (.fp32, false)
+                (MatmulPrecision.current, AttentionKernel.fusedEnabled) = amx ? (.bf16, true) : (.fp32, false)
                 XCTAssertEqual(AttentionKernel.usesAMX(headSize: hs), amx)
             }
             func run(forward fwd: Bool, backward bwd: Bool) -> (out: [Float], att: [Float], dqkv: [Float]) {
@@ -163,7 +163,7 @@ final class MatmulPrecisionTests: XCTestCase {
             XCTAssertLessThan(relError(run(forward: false, backward: true).dqkv, g.dqkv), 1.5e-2, "fp32 forward, AMX backward, \(what)")
         }
 
-        (AttentionKernel.precision, AttentionKernel.fusedEnabled) = (.bf16, true)
+        (MatmulPrecision.current, AttentionKernel.fusedEnabled) = (.bf16, true)
         let B = 2, T = 40, C = 64, NH = 2
         var q = randomArray(B * T * 3 * C, seed: 31, std: 0.7)
         q[5 * 3 * C + 2] = .nan
@@ -194,10 +194,10 @@ final class MatmulPrecisionTests: XCTestCase {
         cfg.dModel = 64; cfg.nHead = 2; cfg.mlpHidden = 256
         var tc = TrainConfig()
         tc.batchSize = fx.B; tc.schedule = fx.schedule; tc.adamw = fx.adamw; tc.gradClip = fx.clip
-        let saved = (LinearLayers.precision, AttentionKernel.precision)
-        defer { (LinearLayers.precision, AttentionKernel.precision) = saved }
+        let saved = MatmulPrecision.current
+        defer { MatmulPrecision.current = saved }
         func losses(_ p: MatmulPrecision) -> [Double] {
-            (LinearLayers.precision, AttentionKernel.precision) = (p, p)
+            MatmulPrecision.current = p
             XCTAssertEqual(AttentionKernel.label(headSize: cfg.headSize), p == .bf16 ? "bf16 on AMX" : "fused AVX-512")
             let trainer = LocalTrainer(model: StageModel(config: cfg, stage: .whole(cfg), batchSize: fx.B), train: tc)
             let mb = Microbatch(ids: fx.ids, targets: fx.targets)

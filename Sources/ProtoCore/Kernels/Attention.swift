@@ -19,9 +19,6 @@ public enum AttentionKernel {
     /// Use the fused kernels where they apply (default: where the CPU has them). False forces
     /// the sgemm path everywhere (tests compare the two; `bench-engine --attention sgemm`).
     nonisolated(unsafe) public static var fusedEnabled = cpuHasFused
-    /// Precision of the attention products, set with the linear layers' by `--matmul`: bf16
-    /// runs the AMX kernels where `usesAMX(headSize:)`, fp32 the kernels above.
-    nonisolated(unsafe) public static var precision: MatmulPrecision = .fp32
 
     /// What runs for a head of `headSize` values, as logged: "bf16 on AMX", "fused AVX-512" or "sgemm".
     public static func label(headSize: Int) -> String {
@@ -38,10 +35,10 @@ public enum AttentionKernel {
         }
     }
 
-    /// Whether a head of `headSize` values runs the bf16 AMX kernels: bf16 precision asked for,
+    /// Whether a head of `headSize` values runs the bf16 AMX kernels: MatmulPrecision.current bf16,
     /// AMX present, the fused kernels enabled, and a head size that is a multiple of 32.
     public static func usesAMX(headSize: Int) -> Bool {
-        precision == .bf16 && fusedEnabled && cpuHasFused && MatmulPrecision.bf16Available && headSize % 32 == 0
+        MatmulPrecision.current == .bf16 && fusedEnabled && cpuHasFused && MatmulPrecision.bf16Available && headSize % 32 == 0
     }
 }
 

@@ -1,21 +1,12 @@
 // Bias-free linear layer with the weight stored (in, out): y = x · W. Every product is sgemm,
-// or bf16 on AMX when `LinearLayers.precision` says so.
-
-public enum LinearLayers {
-    /// How every linear layer's three products (forward, input gradient, weight gradient)
-    /// multiply, process-wide: the weights, activations and gradients stay fp32 in memory and
-    /// only the products' inputs are rounded under .bf16. Set once before training starts
-    /// (`--matmul`); everything else (attention, norms, the optimizer, the subspace
-    /// projections at stage boundaries) stays fp32.
-    nonisolated(unsafe) public static var precision: MatmulPrecision = .fp32
-}
+// or bf16 on AMX when `MatmulPrecision.current` says so.
 
 /// out(N,OC) = inp(N,C) · W(C,OC); adds into `out` when `accumulate`.
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,
                           _ weight: UnsafePointer<Float>, _ N: Int, _ C: Int, _ OC: Int,
                           accumulate: Bool = false) {
     BLAS.gemmParallel(M: N, N: OC, K: C, A: inp, lda: C, B: weight, ldb: OC,
-              beta: accumulate ? 1 : 0, C: out, ldc: OC, precision: LinearLayers.precision)
+              beta: accumulate ? 1 : 0, C: out, ldc: OC, precision: MatmulPrecision.current)
 }
 
 /// dinp(N,C) (+)= dout · Wᵀ (overwrites unless `accumulateInput`); dweight(C,OC) += inpᵀ · dout.
@@ -26,8 +17,8 @@ public func linearBackward(_ dinp: UnsafeMutablePointer<Float>?, _ dweight: Unsa
                            accumulateInput: Bool = false) {
     if let dinp {
         BLAS.gemmParallel(transB: true, M: N, N: C, K: OC, A: dout, lda: OC, B: weight, ldb: OC,
-                  beta: accumulateInput ? 1 : 0, C: dinp, ldc: C, precision: LinearLayers.precision)
+                  beta: accumulateInput ? 1 : 0, C: dinp, ldc: C, precision: MatmulPrecision.current)
     }
     BLAS.gemmParallel(transA: true, M: C, N: OC, K: N, A: inp, lda: C, B: dout, ldb: OC,
-              beta: 1, C: dweight, ldc: OC, precision: LinearLayers.precision)
+              beta: 1, C: dweight, ldc: OC, precision: MatmulPrecision.current)
 }

@@ -9,6 +9,13 @@ import Dispatch
 public enum MatmulPrecision: String, CaseIterable, Sendable {
     case fp32, bf16
 
+    /// The model's matrix products, process-wide: every linear layer's three (forward, input
+    /// gradient, weight gradient) and attention's (AttentionKernel.usesAMX). Set once before
+    /// training starts (`--matmul`). Under .bf16 only the products' inputs are rounded: weights,
+    /// activations, gradients, softmax, norms, the optimizer and the subspace projections at stage
+    /// boundaries stay fp32.
+    nonisolated(unsafe) public static var current: MatmulPrecision = .fp32
+
     /// True when this CPU and OS run the bf16 products (AMX-BF16 and the tile state granted).
     public static var bf16Available: Bool { pm_have_amx_bf16() != 0 }
 }
