@@ -68,6 +68,20 @@ same_losses np4-1f1b np4-pieces
 PM_ENV=PROTOMODEL_MAX_MESSAGE_BYTES=2147483647 run 4 np4-whole "${common[@]}"
 same_losses np4-1f1b np4-whole
 
+# bf16 products on each kernel this CPU runs: two stages give the one-process losses, and the
+# run log names the kernel.
+for k in amx avx512-bf16; do
+  if ! $BIN bench-engine --preset tiny --steps 1 --warmup 0 --matmul bf16 --bf16-kernel $k > /dev/null 2>&1; then
+    echo "mpi-checks: skip bf16-$k: this CPU does not run it"; continue
+  fi
+  run 1 bf16-$k-np1 "${common[@]}" --matmul bf16 --bf16-kernel $k
+  run 2 bf16-$k-np2 "${common[@]}" --matmul bf16 --bf16-kernel $k
+  same_losses bf16-$k-np1 bf16-$k-np2
+  label=$([ $k = amx ] && echo AMX || echo AVX512-BF16)
+  grep -q "\"matmul\":\"bf16 on $label\"" "$OUT/bf16-$k-np2.jsonl" && echo "mpi-checks: ok   bf16-$k: the run log names bf16 on $label" \
+    || { echo "mpi-checks: FAIL bf16-$k: the run log does not name bf16 on $label" >&2; fail=1; }
+done
+
 # The same run over TCP: on loopback, and across two network-namespace "hosts" (the
 # multi-host launch path: rsh agent, remote daemons, TCP between ranks) — same losses.
 run 2 np2-shm "${common[@]}"
@@ -247,6 +261,7 @@ expect_error log-exists "already holds a log" 2 --steps 1 --log "$OUT/np1.jsonl"
   || { echo "mpi-checks: FAIL a refused run changed what it found" >&2; fail=1; }
 expect_error bad-fail-at "rank 7 does not exist" 2 --debug-fail-at 7:1
 expect_error too-many-stages "stages for 2 layers" 4 --preset tiny --steps 2
+expect_error bf16-kernel-alone "applies to --matmul bf16 only" 2 --bf16-kernel amx --steps 1
 expect_error split-mismatch "give one layer count per stage" 2 --split 4,2,2 --steps 2
 expect_error split-coverage "split" 2 --split 4,3 --steps 2
 expect_error missing-data "data/nowhere" 4 --data data/nowhere --steps 2

@@ -11,7 +11,7 @@
 // never stored), so every tile runs the same unrolled code.
 #include "ckernels.h"
 #include "mask16.h"
-#include "amx_tiles.h"
+#include "bf16_pack.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

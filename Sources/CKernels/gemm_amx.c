@@ -12,7 +12,7 @@
 // significant bits); sums are fp32. This is what PyTorch's CPU autocast to bfloat16 does to a
 // matmul's inputs (its outputs are rounded to bf16 as well; ours stay fp32).
 #include "ckernels.h"
-#include "amx_tiles.h"
+#include "bf16_pack.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>

@@ -24,7 +24,8 @@ public struct ConfigRecord: Codable, Sendable {
     public var threadsPerRank: Int
     /// The attention kernels rank 0 runs: "bf16 on AMX", "fused AVX-512" or "sgemm" (AttentionKernel).
     public var attention: String
-    /// The matrix products of the linear layers and attention: "fp32" or "bf16" (`--matmul`).
+    /// The matrix products of the linear layers and attention: "fp32", "bf16 on AMX" or
+    /// "bf16 on AVX512-BF16" (`--matmul`, `--bf16-kernel`).
     public var matmul: String
     /// The link model (speedrun or streaming), the emulated stage speed, the core rate it is
     /// relative to (GFLOP/s) and what one CPU second is charged.
@@ -45,7 +46,7 @@ public struct ConfigRecord: Codable, Sendable {
         self.codec = codec; self.codecDetail = codecDetail; self.link = link; self.clock = clock; self.data = data
         self.threadsPerRank = threadsPerRank
         attention = AttentionKernel.label(headSize: model.headSize)
-        matmul = MatmulPrecision.current.rawValue
+        matmul = MatmulPrecision.current.label
         linkModel = run.settings.linkKind.rawValue; stageSpeed = run.stageSpeed.description
         coreGflops = run.coreFlops / 1e9; computeScale = run.computeScale
     }

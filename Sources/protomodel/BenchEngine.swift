@@ -44,7 +44,7 @@ struct BenchEngine: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "engine": "protomodel", "threads": threading.threads, "tokens_per_s": r.tokensPerSecond,
-                "ms_per_step": r.msPerStep, "attention": AttentionKernel.usesAMX(headSize: hs) ? "amx" : AttentionKernel.usesFused(headSize: hs) ? "fused" : "sgemm", "matmul": threading.matmul.rawValue, "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
+                "ms_per_step": r.msPerStep, "attention": AttentionKernel.usesAMX(headSize: hs) ? "amx" : AttentionKernel.usesFused(headSize: hs) ? "fused" : "sgemm", "matmul": threading.matmul.rawValue, "bf16_kernel": threading.matmul == .bf16 ? MatmulPrecision.bf16Kernel?.rawValue ?? "" : "", "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
                 "params": cfg.parameterCount, "loss_first": r.firstLoss, "loss_last": r.lastLoss]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -52,7 +52,7 @@ struct BenchEngine: ParsableCommand {
             print("config      d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) B=\(batchSize) params=\(cfg.parameterCount)")
             print("threads     \(threading.threads) (\(BLAS.configString))")
             print("attention   \(AttentionKernel.label(headSize: hs))")
-            print("matmul      \(threading.matmul == .bf16 ? "bf16 on AMX (linear layers\(AttentionKernel.usesAMX(headSize: hs) ? " and attention" : ""); fp32 sums)" : "fp32 sgemm")")
+            print("matmul      \(threading.matmul == .bf16 ? "\(MatmulPrecision.current.label) (linear layers\(AttentionKernel.usesAMX(headSize: hs) ? " and attention" : ""); fp32 sums)" : "fp32 sgemm")")
             print(String(format: "speed       %.0f tokens/s   %.1f ms/step   %.1f GFLOP/s achieved", r.tokensPerSecond, r.msPerStep, r.gflops))
             print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
                          r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))

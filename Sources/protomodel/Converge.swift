@@ -109,7 +109,7 @@ struct Converge: ParsableCommand {
         let dataID = try trainShards.map { "\($0.lastPathComponent):\(try FileManager.default.attributesOfItem(atPath: $0.path)[.size] ?? 0)" }
             .joined(separator: ",") + "|tok:" + Digest.sha256(try FileIO.read(dir.appendingPathComponent("tokenizer.json")))
 
-        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline\(threading.matmul == .bf16 ? ", products in bf16 (--matmul bf16)" : "")"
+        let caption = "d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize), \(stages) stages (\(layers.map(String.init).joined(separator: ","))), \(tc.steps) steps × \(perGroup) tokens, val \(val.count * tc.batchSize * cfg.seqLen) tokens (\(valSlice.rawValue) slice), in-process pipeline\(threading.matmul == .bf16 ? ", products in \(MatmulPrecision.current.label) (--matmul bf16)" : "")"
         let root = URL(fileURLWithPath: benchOut)
         guard let seeds = try seedList() else {
             _ = try runSeed(cfg, out: root, specs: specs, tc: tc, layers: layers, trainShards: trainShards, dataID: dataID,

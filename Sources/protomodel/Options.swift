@@ -45,13 +45,26 @@ struct ModelOptions: ParsableArguments {
 struct ThreadOptions: ParsableArguments {
     @Option(help: "Threads for BLAS and the kernels (single-process commands; MPI ranks use 1).")
     var threads: Int = 1
-    @Option(help: "Matrix products of the linear layers and attention: fp32 (OpenBLAS sgemm, AVX-512 attention), or bf16 (inputs rounded to bfloat16, fp32 sums, on Intel AMX; weights, activations, softmax and everything else stay fp32).")
+    @Option(help: "Matrix products of the linear layers and attention: fp32 (OpenBLAS sgemm, AVX-512 attention), or bf16 (inputs rounded to bfloat16, fp32 sums, on Intel AMX or AVX512-BF16 — see --bf16-kernel; weights, activations, softmax and everything else stay fp32).")
     var matmul: MatmulPrecision = .fp32
+    @Option(help: "With --matmul bf16, the unit that runs the products: auto (the best this CPU has), amx (Intel Sapphire Rapids and newer: linear layers and attention), or avx512-bf16 (AVX512-BF16 dot products: AMD Zen 4 and newer, Intel Cooper Lake; linear layers, attention stays fp32).")
+    var bf16Kernel: BF16KernelChoice = .auto
 
     func apply() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads) must be in 1...256") }
-        if matmul == .bf16 && !MatmulPrecision.bf16Available {
-            throw CLIError("--matmul bf16 needs Intel AMX-BF16 (Sapphire Rapids or newer) and a Linux kernel that grants the tile state; this machine has neither or refused it — use --matmul fp32")
+        if matmul == .fp32 && bf16Kernel != .auto {
+            throw ValidationError("--bf16-kernel \(bf16Kernel.rawValue) applies to --matmul bf16 only; add --matmul bf16 or drop --bf16-kernel")
+        }
+        if matmul == .bf16 {
+            let available = MatmulPrecision.BF16Kernel.allCases.filter(\.isAvailable)
+            guard let best = available.first else {
+                throw CLIError("--matmul bf16 needs Intel AMX-BF16 (Sapphire Rapids or newer, with a Linux kernel that grants the tile state) or AVX512-BF16 (AMD Zen 4 or newer, Intel Cooper Lake); this machine has neither — use --matmul fp32")
+            }
+            let chosen = bf16Kernel.kernel ?? best
+            guard available.contains(chosen) else {
+                throw CLIError("--bf16-kernel \(bf16Kernel.rawValue): this machine does not run it (it runs: \(available.map(\.rawValue).joined(separator: ", "))) — use --bf16-kernel auto")
+            }
+            MatmulPrecision.bf16Kernel = chosen
         }
         BLAS.setThreads(1)  // parallelism comes from BLAS.gemmParallel and the kernels
         Parallel.threads = threads
@@ -59,9 +72,22 @@ struct ThreadOptions: ParsableArguments {
     }
 
     /// What these options add to settings that must match (ranks' agreed settings, converge's
-    /// run fingerprints): nothing for fp32, so fp32 runs keep the identities they had; for bf16
-    /// the attention word too (runs stored before attention joined the bf16 products differ).
-    var settingWords: [String] { matmul == .fp32 ? [] : ["matmul=\(matmul.rawValue)", "attention=\(matmul.rawValue)"] }
+    /// run fingerprints): nothing for fp32, so fp32 runs keep the identities they had; for bf16 on
+    /// AMX the attention word too (runs stored before attention joined the bf16 products differ);
+    /// for bf16 on AVX512-BF16 the kernel (its sums run in another order, attention stays fp32).
+    /// Call after apply().
+    var settingWords: [String] {
+        if matmul == .fp32 { return [] }
+        if MatmulPrecision.bf16Kernel == .avx512bf16 { return ["matmul=bf16", "bf16-kernel=avx512-bf16"] }
+        return ["matmul=\(matmul.rawValue)", "attention=\(matmul.rawValue)"]
+    }
+}
+
+/// `--bf16-kernel`: a MatmulPrecision.BF16Kernel, or auto.
+enum BF16KernelChoice: String, CaseIterable, ExpressibleByArgument {
+    case auto, amx
+    case avx512bf16 = "avx512-bf16"
+    var kernel: MatmulPrecision.BF16Kernel? { self == .auto ? nil : MatmulPrecision.BF16Kernel(rawValue: rawValue) }
 }
 
 extension MatmulPrecision: ExpressibleByArgument {}

@@ -147,7 +147,7 @@ struct Train: ParsableCommand {
             print("pipeline    \(run.stages) stage(s), split \(run.split.map(String.init).joined(separator: ",")), \(pipeline.schedule.rawValue), codec \(label), \(MPIEnv.libraryVersion)")
             print("link        \(emuLink.isOff ? "off" : emuLink.name + " (\(pipeline.linkModel.rawValue) model)"), \(run.clock.rawValue) clock"
                   + (run.stageSpeed == .native ? "" : String(format: ", stages at %@ (this core %.0f GFLOP/s: compute × %.4g)", run.stageSpeed.description, run.coreFlops / 1e9, run.computeScale)))
-            print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR), attention \(AttentionKernel.label(headSize: cfg.headSize))\(threading.matmul == .bf16 ? ", matmul bf16 (AMX)" : "")")
+            print("run         \(tc.steps) steps × \(tokensPerStep) tokens (B=\(tc.batchSize), M=\(tc.microbatches)), lr \(tc.schedule.maxLR), attention \(AttentionKernel.label(headSize: cfg.headSize))\(threading.matmul == .bf16 ? ", matmul \(MatmulPrecision.current.label)" : "")")
             if let m = manager {
                 print("checkpoints \(m.root.path)" + (checkpoint.checkpointEvery > 0 ? " every \(checkpoint.checkpointEvery) steps, keep \(checkpoint.keep)" : " on SIGTERM/SIGUSR1 only")
                       + (checkpoint.resume ? (startStep > 0 ? "; resumed after step \(startStep)" : "; no checkpoint to resume, starting fresh") : ""))

@@ -1,12 +1,34 @@
-// The bf16 matrix products on AMX (`--matmul bf16`): the same contract as sgemm on inputs
-// rounded to bfloat16, split across threads without changing a bit, and a model that trains
-// like the fp32 reference. Skipped on CPUs without AMX-BF16.
+// The bf16 matrix products (`--matmul bf16`), on every kernel this CPU runs (AMX tiles,
+// AVX512-BF16 dot products): the same contract as sgemm on inputs rounded to bfloat16, split
+// across threads without changing a bit, and a model that trains like the fp32 reference; the
+// AMX attention kernels. Skipped on CPUs without a bf16 kernel (the AMX tests without AMX).
 import XCTest
 import ProtoCore
 
 final class MatmulPrecisionTests: XCTestCase {
+    private var savedKernel: MatmulPrecision.BF16Kernel?
+
     override func setUpWithError() throws {
-        try XCTSkipUnless(MatmulPrecision.bf16Available, "this CPU has no AMX-BF16 (or the OS refused the tile state)")
+        try XCTSkipUnless(MatmulPrecision.bf16Available, "this CPU has neither AMX-BF16 nor AVX512-BF16")
+        savedKernel = MatmulPrecision.bf16Kernel
+    }
+
+    override func tearDown() {
+        if savedKernel != nil { MatmulPrecision.bf16Kernel = savedKernel }
+    }
+
+    /// Runs `body` once per bf16 kernel this machine has, with MatmulPrecision.bf16Kernel set to it.
+    private func forEachKernel(_ body: (MatmulPrecision.BF16Kernel) throws -> Void) rethrows {
+        for kernel in MatmulPrecision.BF16Kernel.allCases where kernel.isAvailable {
+            MatmulPrecision.bf16Kernel = kernel
+            try body(kernel)
+        }
+    }
+
+    /// The AMX tests: skipped without AMX, else the AMX kernel selected.
+    private func requireAMX() throws {
+        try XCTSkipUnless(MatmulPrecision.BF16Kernel.amx.isAvailable, "this CPU has no AMX-BF16 (or the OS refused the tile state)")
+        MatmulPrecision.bf16Kernel = .amx
     }
 
     /// x rounded to the nearest bfloat16, ties to even (what the products see).
@@ -33,8 +55,9 @@ final class MatmulPrecisionTests: XCTestCase {
         return c
     }
 
-    /// Every transpose combination on ragged shapes (edges of the 32 × 32 blocks and of the
-    /// 32-wide steps along k), leading dimensions wider than the matrices, alpha and beta:
+    /// Every transpose combination on ragged shapes (edges of the AMX kernel's 32 × 32 blocks and
+    /// 32-wide steps along k, of the AVX512-BF16 kernel's 12 × 32 blocks, 192-row and 256-value
+    /// blocks, odd K), leading dimensions wider than the matrices, alpha and beta, on each kernel:
     /// agrees with fp32 sgemm of the rounded inputs to fp32 summation error, and differs from
     /// sgemm of the unrounded inputs by bf16 rounding (so the bf16 path really ran).
     func testProductIsSgemmOfRoundedInputs() {
@@ -42,14 +65,15 @@ final class MatmulPrecisionTests: XCTestCase {
         defer { Parallel.threads = saved }
         Parallel.threads = 1
         var seed: UInt64 = 1
-        for (M, N, K) in [(1, 1, 1), (17, 33, 31), (45, 70, 65), (64, 96, 128), (130, 47, 300)] {
+        forEachKernel { kernel in
+        for (M, N, K) in [(1, 1, 1), (17, 33, 31), (45, 70, 65), (64, 96, 128), (130, 47, 300), (205, 66, 531)] {
             for transA in [false, true] {
                 for transB in [false, true] {
                     let lda = (transA ? M : K) + 3, ldb = (transB ? K : N) + 5, ldc = N + 2
                     let a = randomArray((transA ? K : M) * lda, seed: seed), b = randomArray((transB ? N : K) * ldb, seed: seed + 1)
                     let c0 = randomArray(M * ldc, seed: seed + 2)
                     seed += 3
-                    let what = "M=\(M) N=\(N) K=\(K) transA=\(transA) transB=\(transB)"
+                    let what = "\(kernel): M=\(M) N=\(N) K=\(K) transA=\(transA) transB=\(transB)"
                     let got = product(.bf16, transA: transA, transB: transB, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: ldb,
                                       alpha: 1.5, beta: 0.5, c0: c0, ldc: ldc)
                     let want = product(.fp32, transA: transA, transB: transB, M: M, N: N, K: K, a: roundedToBF16(a), lda: lda,
@@ -69,15 +93,37 @@ final class MatmulPrecisionTests: XCTestCase {
                 }
             }
         }
+        }
     }
 
-    /// beta = 0 must not read C (it may hold NaN or garbage, as sgemm allows).
+    /// With both kernels on this machine, they agree to fp32 summation error on a model-sized
+    /// product (they round the inputs the same way; only the order of the sums differs).
+    func testKernelsAgree() throws {
+        let kernels = MatmulPrecision.BF16Kernel.allCases.filter(\.isAvailable)
+        try XCTSkipUnless(kernels.count > 1, "one bf16 kernel on this machine")
+        let M = 96, N = 160, K = 544
+        let a = randomArray(M * K, seed: 21), b = randomArray(N * K, seed: 22), c0 = randomArray(M * N, seed: 23)
+        let outs = kernels.map { kernel -> [Float] in
+            MatmulPrecision.bf16Kernel = kernel
+            return product(.bf16, transA: false, transB: true, M: M, N: N, K: K, a: a, lda: K, b: b, ldb: K,
+                           alpha: 1, beta: 1, c0: c0, ldc: N)
+        }
+        let worst = zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-5 * Float(K).squareRoot(), "AMX vs AVX512-BF16")
+    }
+
+    /// beta = 0 must not read C (it may hold NaN or garbage, as sgemm allows); K = 0 leaves beta·C.
     func testBetaZeroIgnoresC() {
         let M = 40, N = 36, K = 50
-        let a = randomArray(M * K, seed: 7), b = randomArray(K * N, seed: 8)
-        let got = product(.bf16, transA: false, transB: false, M: M, N: N, K: K, a: a, lda: K, b: b, ldb: N,
-                          alpha: 1, beta: 0, c0: [Float](repeating: .nan, count: M * N), ldc: N)
-        XCTAssertTrue(got.allSatisfy { $0.isFinite })
+        let a = randomArray(M * K, seed: 7), b = randomArray(K * N, seed: 8), c0 = randomArray(M * N, seed: 9)
+        forEachKernel { kernel in
+            let got = product(.bf16, transA: false, transB: false, M: M, N: N, K: K, a: a, lda: K, b: b, ldb: N,
+                              alpha: 1, beta: 0, c0: [Float](repeating: .nan, count: M * N), ldc: N)
+            XCTAssertTrue(got.allSatisfy { $0.isFinite }, "\(kernel)")
+            let empty = product(.bf16, transA: false, transB: false, M: M, N: N, K: 0, a: a, lda: K, b: b, ldb: N,
+                                alpha: 1, beta: 0.5, c0: c0, ldc: N)
+            XCTAssertTrue(empty == c0.map { 0.5 * $0 }, "\(kernel): K = 0 must leave beta·C")
+        }
     }
 
     /// Split across threads by rows or by columns, each element's sum runs in the same order:
@@ -85,6 +131,7 @@ final class MatmulPrecisionTests: XCTestCase {
     func testThreadsDoNotChangeBits() {
         let saved = Parallel.threads
         defer { Parallel.threads = saved }
+        forEachKernel { kernel in
         for (M, N, K, transA) in [(300, 200, 96, false), (96, 400, 300, true)] {
             let a = randomArray(M * K, seed: 11), b = randomArray(K * N, seed: 12), c0 = randomArray(M * N, seed: 13)
             let lda = transA ? M : K
@@ -94,7 +141,8 @@ final class MatmulPrecisionTests: XCTestCase {
                 outs.append(product(.bf16, transA: transA, transB: false, M: M, N: N, K: K, a: a, lda: lda, b: b, ldb: N,
                                     alpha: 1, beta: 1, c0: c0, ldc: N))
             }
-            XCTAssertEqual(outs[0], outs[1], "M=\(M) N=\(N) K=\(K)")
+            XCTAssertEqual(outs[0], outs[1], "\(kernel): M=\(M) N=\(N) K=\(K)")
+        }
         }
     }
 
@@ -107,16 +155,20 @@ final class MatmulPrecisionTests: XCTestCase {
         let saved = MatmulPrecision.current
         defer { MatmulPrecision.current = saved }
         MatmulPrecision.current = .bf16  // what --matmul bf16 sets
-        let trainer = LocalTrainer(model: StageModel(config: fx.config, stage: .whole(fx.config), batchSize: fx.B), train: tc)
-        trainer.model.params.copy(from: fx.params)
-        let mb = Microbatch(ids: fx.ids, targets: fx.targets)
-        var largest = 0.0
-        for s in 0..<fx.steps {
-            let loss = Double(trainer.step(s, [mb]).loss)
-            assertClose(loss, Double(fx.losses[s]), rtol: 1e-2, "loss at step \(s)")
-            largest = max(largest, abs(loss - Double(fx.losses[s])))
+        forEachKernel { kernel in
+            let trainer = LocalTrainer(model: StageModel(config: fx.config, stage: .whole(fx.config), batchSize: fx.B), train: tc)
+            trainer.model.params.copy(from: fx.params)
+            let mb = Microbatch(ids: fx.ids, targets: fx.targets)
+            var largest = 0.0
+            for s in 0..<fx.steps {
+                let loss = Double(trainer.step(s, [mb]).loss)
+                assertClose(loss, Double(fx.losses[s]), rtol: 1e-2, "\(kernel): loss at step \(s)")
+                largest = max(largest, abs(loss - Double(fx.losses[s])))
+            }
+            XCTAssertGreaterThan(largest, 1e-6, "\(kernel): bf16 losses equal the fp32 reference: the bf16 products did not run")
+            // Attention joins the bf16 products on AMX only (head sizes that are multiples of 32).
+            XCTAssertEqual(AttentionKernel.usesAMX(headSize: 32), kernel == .amx, "\(kernel): attention kernel")
         }
-        XCTAssertGreaterThan(largest, 1e-6, "bf16 losses equal the fp32 reference: the bf16 products did not run")
     }
 
     /// The AMX attention kernels against the fp32 sgemm path on the same inputs, over head sizes
@@ -126,6 +178,7 @@ final class MatmulPrecisionTests: XCTestCase {
     /// path's backward after the other's forward (they share P); NaN propagation; and 1 vs 3
     /// threads bit-identical.
     func testAMXAttentionAgainstTheFP32Path() throws {
+        try requireAMX()
         let saved = (MatmulPrecision.current, AttentionKernel.fusedEnabled)
         defer { (MatmulPrecision.current, AttentionKernel.fusedEnabled) = saved }
         for (i, (B, T, hs, NH)) in [(1, 70, 32, 2), (2, 37, 64, 3), (1, 256, 64, 2), (1, 100, 128, 1),
@@ -189,6 +242,7 @@ final class MatmulPrecisionTests: XCTestCase {
     /// fixture's tokens with every product in bf16 within 2.5 % of the same model in fp32 at every
     /// step and 1 % at the last.
     func testModelWithAMXAttentionTrainsLikeFP32() throws {
+        try requireAMX()
         let fx = try ReferenceFixture.load()
         var cfg = fx.config
         cfg.dModel = 64; cfg.nHead = 2; cfg.mlpHidden = 256

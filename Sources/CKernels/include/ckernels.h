@@ -90,4 +90,16 @@ int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alpha,
                      const float *A, int lda, const float *B, int ldb,
                      float beta, float *C, int ldc);
 
+/// 1 when this CPU runs pm_gemm_avx512_bf16 (AVX512-BF16 with AVX512-F/BW/VL: AMD Zen 4 and newer,
+/// Intel Cooper Lake, Sapphire Rapids and newer). Cheap after the first call.
+int pm_have_avx512_bf16(void);
+
+/// The contract and rounding of pm_gemm_amx_bf16 on AVX512-BF16 dot products (VDPBF16PS), for
+/// CPUs without AMX. Sums run in another order than the AMX kernel's (results differ by fp32
+/// rounding); split across threads by rows or columns of C, the bits do not change.
+/// Returns 0, or -1 when out of memory (C untouched). Requires pm_have_avx512_bf16().
+int pm_gemm_avx512_bf16(int transA, int transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb,
+                        float beta, float *C, int ldc);
+
 #endif

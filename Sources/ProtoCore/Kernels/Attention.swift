@@ -35,10 +35,11 @@ public enum AttentionKernel {
         }
     }
 
-    /// Whether a head of `headSize` values runs the bf16 AMX kernels: MatmulPrecision.current bf16,
-    /// AMX present, the fused kernels enabled, and a head size that is a multiple of 32.
+    /// Whether a head of `headSize` values runs the bf16 AMX kernels: MatmulPrecision.current bf16
+    /// on the AMX kernel (under AVX512-BF16 attention stays fp32), the fused kernels enabled, and a
+    /// head size that is a multiple of 32.
     public static func usesAMX(headSize: Int) -> Bool {
-        MatmulPrecision.current == .bf16 && fusedEnabled && cpuHasFused && MatmulPrecision.bf16Available && headSize % 32 == 0
+        MatmulPrecision.current == .bf16 && fusedEnabled && cpuHasFused && MatmulPrecision.bf16Kernel == .amx && headSize % 32 == 0
     }
 }
 

@@ -1,5 +1,5 @@
 // Bias-free linear layer with the weight stored (in, out): y = x · W. Every product is sgemm,
-// or bf16 on AMX when `MatmulPrecision.current` says so.
+// or bf16 (AMX or AVX512-BF16) when `MatmulPrecision.current` says so.
 
 /// out(N,OC) = inp(N,C) · W(C,OC); adds into `out` when `accumulate`.
 public func linearForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>,

@@ -4,10 +4,30 @@ import CKernels
 import Dispatch
 
 /// How a matrix product multiplies: `fp32` is OpenBLAS sgemm; `bf16` rounds both operands to
-/// bfloat16 and multiplies on Intel AMX with fp32 sums and an fp32 result (pm_gemm_amx_bf16),
-/// the mixed precision of PyTorch's CPU autocast for matmuls.
+/// bfloat16 and multiplies with fp32 sums and an fp32 result, the mixed precision of PyTorch's CPU
+/// autocast for matmuls, on Intel AMX (pm_gemm_amx_bf16) or AVX512-BF16 dot products
+/// (pm_gemm_avx512_bf16), whichever `bf16Kernel` names.
 public enum MatmulPrecision: String, CaseIterable, Sendable {
     case fp32, bf16
+
+    /// The unit that runs the bf16 products. `amx`: Intel AMX tiles (Sapphire Rapids and newer),
+    /// linear layers and attention. `avx512bf16`: AVX512-BF16 dot products (AMD Zen 4 and newer,
+    /// Intel Cooper Lake), linear layers; attention stays fp32.
+    public enum BF16Kernel: String, CaseIterable, Sendable {
+        case amx
+        case avx512bf16 = "avx512-bf16"
+
+        /// True when this CPU and OS run it (for AMX: the tile state granted by Linux).
+        public var isAvailable: Bool {
+            switch self {
+            case .amx: return pm_have_amx_bf16() != 0
+            case .avx512bf16: return pm_have_avx512_bf16() != 0
+            }
+        }
+
+        /// As logged: "AMX" or "AVX512-BF16".
+        public var label: String { self == .amx ? "AMX" : "AVX512-BF16" }
+    }
 
     /// The model's matrix products, process-wide: every linear layer's three (forward, input
     /// gradient, weight gradient) and attention's (AttentionKernel.usesAMX). Set once before
@@ -16,15 +36,24 @@ public enum MatmulPrecision: String, CaseIterable, Sendable {
     /// boundaries stay fp32.
     nonisolated(unsafe) public static var current: MatmulPrecision = .fp32
 
-    /// True when this CPU and OS run the bf16 products (AMX-BF16 and the tile state granted).
-    public static var bf16Available: Bool { pm_have_amx_bf16() != 0 }
+    /// The kernel that runs bf16 products: the best this machine has (AMX, then AVX512-BF16), or
+    /// nil when it has neither. Set to another available one to compare them (`--bf16-kernel`).
+    nonisolated(unsafe) public static var bf16Kernel: BF16Kernel? = BF16Kernel.allCases.first { $0.isAvailable }
+
+    /// True when this machine runs bf16 products at all.
+    public static var bf16Available: Bool { bf16Kernel != nil }
+
+    /// As logged: "fp32", "bf16 on AMX" or "bf16 on AVX512-BF16".
+    public var label: String {
+        self == .fp32 ? "fp32" : "bf16 on \(MatmulPrecision.bf16Kernel?.label ?? "(no bf16 kernel)")"
+    }
 }
 
 public enum BLAS {
     /// C[M×N] = alpha · op(A) · op(B) + beta · C, all row-major with leading dimensions.
     /// op(A) is M×K (A is K×M when `transA`), op(B) is K×N (B is N×K when `transB`).
-    /// With `precision` .bf16 the product runs on AMX (the caller checks
-    /// `MatmulPrecision.bf16Available`; a CPU without it stops the process with a message).
+    /// With `precision` .bf16 the product runs on `MatmulPrecision.bf16Kernel` (the caller checks
+    /// `MatmulPrecision.bf16Available`; a CPU without a bf16 kernel stops the process with a message).
     @inline(__always)
     public static func gemm(
         transA: Bool = false, transB: Bool = false, M: Int, N: Int, K: Int,
@@ -35,9 +64,10 @@ public enum BLAS {
     ) {
         if M == 0 || N == 0 { return }
         if precision == .bf16 {
-            precondition(MatmulPrecision.bf16Available, "bf16 matrix products need AMX-BF16 (checked when the run starts)")
-            let rc = pm_gemm_amx_bf16(transA ? 1 : 0, transB ? 1 : 0, Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda),
-                                      B, Int32(ldb), beta, C, Int32(ldc))
+            let kernel = MatmulPrecision.bf16Kernel
+            precondition(kernel != nil, "bf16 matrix products need AMX-BF16 or AVX512-BF16 (checked when the run starts)")
+            let rc = (kernel == .amx ? pm_gemm_amx_bf16 : pm_gemm_avx512_bf16)(
+                transA ? 1 : 0, transB ? 1 : 0, Int32(M), Int32(N), Int32(K), alpha, A, Int32(lda), B, Int32(ldb), beta, C, Int32(ldc))
             precondition(rc == 0, "out of memory for the bf16 product's packed operands (M=\(M) N=\(N) K=\(K))")
             return
         }

@@ -1,33 +1,35 @@
-// AMX tile packing shared by the bf16 kernels (gemm_amx.c, attention.c); not part of the
-// public header. fp32 values are rounded to bfloat16 (nearest even) as they are packed into
-// 16 × 16 tiles of 32-bit bf16 pairs: an A tile (16 rows × 32 bf16 along k) or a B tile in the
-// pair ("VNNI") layout TDPBF16PS reads (16 pairs of k × 16 columns).
-#ifndef PM_AMX_TILES_H
-#define PM_AMX_TILES_H
+// bf16 packing shared by the bf16 kernels (gemm_amx.c, attention.c, gemm_bf16dot.c); not part
+// of the public header. fp32 values are rounded to bfloat16 (nearest even) as they are packed
+// into blocks of 32-bit bf16 pairs: an AMX A tile (16 rows × 32 bf16 along k), the pair ("VNNI")
+// layout TDPBF16PS and VDPBF16PS read (pairs of k × columns), or a panel of either.
+#ifndef PM_BF16_PACK_H
+#define PM_BF16_PACK_H
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "mask16.h"
 
+// The packing needs AVX512-BF16 only; the AMX kernels (a superset) inline it.
+#define BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
 #define AMX __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma,amx-tile,amx-bf16")))
 #define AMX_INLINE static inline __attribute__((always_inline))
 
 // 16 words (x[i], y[i]) as bf16 pairs: x in the low half, y in the high half.
-AMX AMX_INLINE __m512i pair_across(__m512 x, __m512 y) {
+BF16 AMX_INLINE __m512i pair_across(__m512 x, __m512 y) {
     __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x));
     __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(y));
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
 }
 
 // 32 consecutive values (n ≤ 32 of them read, zero past n) as 16 bf16 pairs.
-AMX AMX_INLINE __m512i pair_along(const float *x, int n) {
+BF16 AMX_INLINE __m512i pair_along(const float *x, int n) {
     __m512 lo = _mm512_maskz_loadu_ps(pm_mask16(n), x), hi = _mm512_maskz_loadu_ps(pm_mask16(n - 16), x + 16);
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
 // In place: the 16 × 16 matrix of 32-bit words in r[0..<16] (r[i] is row i) is transposed.
-AMX AMX_INLINE void transpose16(__m512i r[16]) {
+BF16 AMX_INLINE void transpose16(__m512i r[16]) {
     __m512i t[16];
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
@@ -55,13 +57,16 @@ AMX AMX_INLINE void transpose16(__m512i r[16]) {
     }
 }
 
-// One 16 × 16-word tile of bf16 pairs, word (i, w) = (X(i, k0 + 2w), X(i, k0 + 2w + 1)) with
+// 16 rows of 16 words of bf16 pairs, word (i, w) = (X(i, k0 + 2w), X(i, k0 + 2w + 1)) with
 // X(i, k) = x[i·si + k·sk], for 16 indices i and the 16 pairs w of k from k0 = 32·kb; `n` valid
-// i (others zero), `kn` valid k from k0 (others zero). Stored i-major (out[i][w], an A tile) or,
-// when `w_major`, w-major (out[w][i], the pair layout of a B tile for TDPBF16PS). X read along k
-// (sk == 1) gives i-major registers, X read across i (si == 1) gives w-major ones; one 16 × 16
-// transpose in registers when they differ from what is stored.
-AMX static inline void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn, int w_major) {
+// i (others zero), `kn` valid k from k0 (others zero). Stored i-major (row i = the 16 pairs of
+// index i, an A tile) or, when `w_major`, w-major (row w = pair w of the 16 indices, the pair
+// layout of a B tile for TDPBF16PS, or of a VDPBF16PS panel); row r at out + r·ld, its first
+// `width` (≤ 16) words stored. X read along k (sk == 1) gives i-major registers, X read across i
+// (si == 1) gives w-major ones; one 16 × 16 transpose in registers when they differ from what
+// is stored.
+BF16 static inline void pack_pairs(uint32_t *out, size_t ld, int width, const float *x, size_t si, size_t sk,
+                                   int n, int kn, int w_major) {
     __m512i r[16];
     int got_w_major = sk != 1;
     if (!got_w_major) {  // x contiguous in k: one index i at a time
@@ -76,7 +81,13 @@ AMX static inline void pack_tile(uint32_t *out, const float *x, size_t si, size_
         }
     }
     if (got_w_major != w_major) transpose16(r);
-    for (int i = 0; i < 16; i++) _mm512_storeu_si512(out + 16 * i, r[i]);
+    __mmask16 store = pm_mask16(width);
+    for (int i = 0; i < 16; i++) _mm512_mask_storeu_epi32(out + ld * i, store, r[i]);
+}
+
+// One 16 × 16-word AMX tile, 256 contiguous words (see pack_pairs).
+BF16 static inline void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn, int w_major) {
+    pack_pairs(out, 16, 16, x, si, sk, n, kn, w_major);
 }
 
 typedef struct {
@@ -85,7 +96,7 @@ typedef struct {
     uint8_t rows[16];
 } tile_config;
 
-/// Every tile 16 rows × 64 bytes (palette 1): what both kernels use.
+/// Every tile 16 rows × 64 bytes (palette 1): what both AMX kernels use.
 AMX static inline void pm_amx_configure_tiles(void) {
     tile_config cfg;
     __builtin_memset(&cfg, 0, sizeof cfg);
