@@ -24,7 +24,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev"])]),
-        // Hand-vectorised AVX-512 kernels (fused attention), chosen at run time by ProtoCore.
+        // Hand-vectorised kernels (AVX-512 attention and element-wise loops, bf16 products on AMX or
+        // AVX512-BF16), chosen at run time by ProtoCore.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Tensors, kernels, model, optimizer. No MPI in here.
         .target(name: "ProtoCore", dependencies: ["CBLAS", "CKernels", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: fast),

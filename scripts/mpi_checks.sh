@@ -71,8 +71,11 @@ same_losses np4-1f1b np4-whole
 # bf16 products on each kernel this CPU runs: two stages give the one-process losses, and the
 # run log names the kernel.
 for k in amx avx512-bf16; do
-  if ! $BIN bench-engine --preset tiny --steps 1 --warmup 0 --matmul bf16 --bf16-kernel $k > /dev/null 2>&1; then
-    echo "mpi-checks: skip bf16-$k: this CPU does not run it"; continue
+  rc=0; msg=$($BIN bench-engine --preset tiny --steps 1 --warmup 0 --matmul bf16 --bf16-kernel $k 2>&1) || rc=$?
+  if [ $rc -ne 0 ]; then  # only the refusal counts as a skip: a crash or any other error fails
+    if [ $rc -eq 1 ] && echo "$msg" | grep -q "does not run it\|has neither"; then echo "mpi-checks: skip bf16-$k: this CPU does not run it"
+    else echo "mpi-checks: FAIL bf16-$k probe: exit $rc: $msg" >&2; fail=1; fi
+    continue
   fi
   run 1 bf16-$k-np1 "${common[@]}" --matmul bf16 --bf16-kernel $k
   run 2 bf16-$k-np2 "${common[@]}" --matmul bf16 --bf16-kernel $k

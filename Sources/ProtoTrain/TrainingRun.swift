@@ -159,6 +159,16 @@ public final class TrainingRun {
                 !(((a[k]).map { "\($0)" } ?? "") == ((b[k]).map { "\($0)" } ?? ""))
             }.sorted()
             problem = "rank \(rank) was started with other settings than rank 0 (\(keys.isEmpty ? "settings" : keys.joined(separator: ", ")) differ); give every rank the same flags"
+            // The extra words name codecs, links and the product kernel: say which differ. The bf16
+            // kernel follows the CPU (`--bf16-kernel auto`), so hosts of two kinds differ with the same flags.
+            let wordsA = (a["extra"] as? [String]) ?? [], wordsB = (b["extra"] as? [String]) ?? []
+            if keys.contains("extra") {
+                let only0 = wordsA.filter { !wordsB.contains($0) }, onlyMe = wordsB.filter { !wordsA.contains($0) }
+                problem! += ": rank 0 has [\(only0.joined(separator: ", "))], rank \(rank) [\(onlyMe.joined(separator: ", "))]"
+                if (only0 + onlyMe).contains(where: { $0.hasPrefix("bf16-kernel=") || $0 == "attention=bf16" }) {
+                    problem! += " — these hosts run different bf16 kernels under --bf16-kernel auto; pass --bf16-kernel avx512-bf16 (which CPUs with AMX run too) or --matmul fp32"
+                }
+            }
         }
         try Self.agree(link, problem, everyRankSays: true)
         tc = settings.train

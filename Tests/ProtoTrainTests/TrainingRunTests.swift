@@ -230,6 +230,13 @@ final class TrainingRunTests: XCTestCase {
         let m = (errors[0] as? ReportedStartupError)?.message ?? ""
         XCTAssert(m.contains("rank 1") && m.contains("threads"), m)
         XCTAssert(errors[1] is ReportedStartupError)
+        // Hosts with different bf16 kernels under --bf16-kernel auto: the words that differ, and the fix.
+        var amxWords = try settings(), dotWords = try settings()
+        amxWords.extra += ["matmul=bf16", "attention=bf16"]; dotWords.extra += ["matmul=bf16", "bf16-kernel=avx512-bf16"]
+        let (amx, dot) = (amxWords, dotWords)
+        let e3 = onRanks { r, link in _ = try TrainingRun(link: link, settings: r == 0 ? amx : dot, localRanks: 1, cores: 2) { _, _ in } }
+        let m3 = (e3[0] as? ReportedStartupError)?.message ?? ""
+        XCTAssert(m3.contains("rank 0 has [attention=bf16], rank 1 [bf16-kernel=avx512-bf16]") && m3.contains("pass --bf16-kernel avx512-bf16"), m3)
         // Missing data: rank 0 names the folder and the command that makes it; every rank stops.
         let c = try settings(data: work.appendingPathComponent("nowhere").path)
         let e2 = onRanks { _, link in _ = try TrainingRun(link: link, settings: c, localRanks: 1, cores: 2) { _, _ in } }
