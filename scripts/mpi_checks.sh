@@ -332,5 +332,16 @@ if [ $rc -eq 0 ] && [ "$rows" = 28 ] && grep -q "ReparamSSN k=160" "$OUT/speedru
 else
   echo "mpi-checks: FAIL speedrun --quick: exit $rc, $rows rows" >&2; cat "$OUT/speedrun-quick.out" >&2; fail=1
 fi
+# converge end to end on a tiny model: two variants, then one — the second run reuses dense and
+# its note names the stored int8 run the shorter tables no longer show.
+conv=(--preset tiny --stages 2 --steps 4 --eval-every 2 --batch-size 2 --microbatches 2 --bench-out "$OUT/converge")
+rc=0; { timeout 300 $BIN converge "${conv[@]}" --variants dense,int8 && timeout 300 $BIN converge "${conv[@]}" --variants dense; } \
+  > "$OUT/converge.out" 2>&1 || rc=$?
+if [ $rc -eq 0 ] && grep -q "dense: reused" "$OUT/converge.out" && grep -q "^note .*runs/ keeps 1 more (int8)" "$OUT/converge.out" \
+   && [ "$(grep -c '^| int8' "$OUT/converge/results.md")" = 0 ]; then
+  echo "mpi-checks: ok   converge: reused dense, $(grep -m1 '^note' "$OUT/converge.out" | cut -c1-90)…"
+else
+  echo "mpi-checks: FAIL converge: exit $rc" >&2; cat "$OUT/converge.out" >&2; fail=1
+fi
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

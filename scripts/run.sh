@@ -16,7 +16,7 @@ swift build -c release --product protomodel
 bin=.build/release/protomodel
 [ -s data/kjv/tokenizer.json ] || $bin prepare --input data/kjv.txt --out data/kjv
 ranks=${RANKS:-8}
-codec=${CODEC:-subspace:16:int8+efixed=1+norm}
+codec=${CODEC:-subspace:16:int8+efixed=2+norm}
 link=${LINK:-consumer}
 out=runs/main
 mkdir -p "$out"

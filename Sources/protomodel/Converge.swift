@@ -148,6 +148,7 @@ struct Converge: ParsableCommand {
         print("            results in \(out.path)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
 
         var results: [ConvergenceResult] = []
+        var used: Set<String> = []
         for (i, variant) in specs.enumerated() {
             let vcfg = try variant.config(cfg, split: layers)
             let spec = variant.spec
@@ -159,6 +160,7 @@ struct Converge: ParsableCommand {
                          "\(val.count)", "\(evalEvery)"] + threading.settingWords
             let fp = String(Digest.sha256(Data(parts.joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
+            used.insert(file.lastPathComponent)
             if !fresh, let data = try? Data(contentsOf: file), let old = try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: data) {
                 if old.fingerprint == fp {
                     print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))
@@ -202,6 +204,13 @@ struct Converge: ParsableCommand {
         print("")
         print(ConvergenceReport.markdown(rows, notes: []))
         print("wrote \(out.path)/results.{md,csv,json}, pareto.svg, curves.svg")
+        // The tables hold the variants asked for; say when runs/ keeps others they no longer show.
+        let others = ((try? FileManager.default.contentsOfDirectory(atPath: runsDir.path)) ?? [])
+            .filter { $0.hasSuffix(".json") && !used.contains($0) }.sorted()
+        if !others.isEmpty {
+            print("note        these tables list the \(specs.count) variant(s) asked for; runs/ keeps \(others.count) more "
+                  + "(\(others.map { String($0.dropLast(5)) }.joined(separator: ", "))): name them in --variants to list them again (reused, not retrained)")
+        }
         return rows
     }
 }
