@@ -8,6 +8,7 @@
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include "mask16.h"
 
 // The packing needs AVX512-BF16 only; the AMX kernels (a superset) inline it.
@@ -88,6 +89,37 @@ BF16 static inline void pack_pairs(uint32_t *out, size_t ld, int width, const fl
 // One 16 × 16-word AMX tile, 256 contiguous words (see pack_pairs).
 BF16 static inline void pack_tile(uint32_t *out, const float *x, size_t si, size_t sk, int n, int kn, int w_major) {
     pack_pairs(out, 16, 16, x, si, sk, n, kn, w_major);
+}
+
+// One row of a 32-wide block of C from its fp32 sums v0, v1 (columns 0–15, 16–31; m0, m1 the
+// columns that exist): c = alpha·v + beta·c, c not read when beta == 0 (the sgemm contract).
+BF16 AMX_INLINE void store_c_row(float *c, __m512 v0, __m512 v1, float alpha, float beta, __mmask16 m0, __mmask16 m1) {
+    __m512 al = _mm512_set1_ps(alpha);
+    v0 = _mm512_mul_ps(v0, al);
+    v1 = _mm512_mul_ps(v1, al);
+    if (beta != 0.0f) {
+        __m512 be = _mm512_set1_ps(beta);
+        v0 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m0, c), v0);
+        v1 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m1, c + 16), v1);
+    }
+    _mm512_mask_storeu_ps(c, m0, v0);
+    _mm512_mask_storeu_ps(c + 16, m1, v1);
+}
+
+// A calling thread's packing buffer of at least `words` 32-bit words, 64-byte aligned, grown as
+// needed and kept for the thread's later products (each file that includes this has its own);
+// NULL when out of memory (the old buffer is kept).
+static inline uint32_t *pm_thread_scratch(size_t words) {
+    static _Thread_local uint32_t *buffer;
+    static _Thread_local size_t capacity;
+    if (capacity < words) {
+        uint32_t *p = aligned_alloc(64, ((words * sizeof(uint32_t) + 63) / 64) * 64);
+        if (!p) return NULL;
+        free(buffer);
+        buffer = p;
+        capacity = words;
+    }
+    return buffer;
 }
 
 typedef struct {

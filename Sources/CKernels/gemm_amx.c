@@ -35,22 +35,14 @@ int pm_have_amx_bf16(void) {
     return state;
 }
 
-static _Thread_local uint32_t *scratch;
-static _Thread_local size_t scratch_words;
-
 AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alpha,
                          const float *A, int lda, const float *B, int ldb,
                          float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return 0;
     int KB = (K + 31) / 32, NP = (N + 31) / 32;
     size_t bwords = (size_t)NP * KB * 2 * 256, awords = (size_t)KB * 2 * 256;
-    if (scratch_words < bwords + awords) {
-        uint32_t *p = aligned_alloc(64, (bwords + awords) * sizeof(uint32_t));
-        if (!p) return -1;
-        free(scratch);
-        scratch = p;
-        scratch_words = bwords + awords;
-    }
+    uint32_t *scratch = pm_thread_scratch(bwords + awords);
+    if (!scratch) return -1;
     uint32_t *bp = scratch, *ap = scratch + bwords;
     size_t ars = transA ? 1 : (size_t)lda, aks = transA ? (size_t)lda : 1;  // op(A)(r, k) = A[r·ars + k·aks]
     size_t bks = transB ? 1 : (size_t)ldb, bjs = transB ? (size_t)ldb : 1;  // op(B)(k, j) = B[k·bks + j·bjs]
@@ -92,18 +84,9 @@ AMX int pm_gemm_amx_bf16(int transA, int transB, int M, int N, int K, float alph
             _tile_stored(3, out + 16 * 32 + 16, 128);
             int j0 = 32 * p, rows = M - i0 < 32 ? M - i0 : 32;
             __mmask16 m0 = pm_mask16(N - j0), m1 = pm_mask16(N - j0 - 16);
-            __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
-            for (int r = 0; r < rows; r++) {
-                float *cr = C + (size_t)(i0 + r) * ldc + j0;
-                __m512 v0 = _mm512_mul_ps(_mm512_loadu_ps(out + 32 * r), al);
-                __m512 v1 = _mm512_mul_ps(_mm512_loadu_ps(out + 32 * r + 16), al);
-                if (beta != 0.0f) {
-                    v0 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m0, cr), v0);
-                    v1 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
-                }
-                _mm512_mask_storeu_ps(cr, m0, v0);
-                _mm512_mask_storeu_ps(cr + 16, m1, v1);
-            }
+            for (int r = 0; r < rows; r++)
+                store_c_row(C + (size_t)(i0 + r) * ldc + j0, _mm512_loadu_ps(out + 32 * r),
+                            _mm512_loadu_ps(out + 32 * r + 16), alpha, beta, m0, m1);
         }
     }
     _tile_release();

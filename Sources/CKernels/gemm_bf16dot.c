@@ -20,7 +20,6 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <stdint.h>
-#include <stdlib.h>
 
 #define MR 12
 #define NR 32
@@ -52,18 +51,8 @@ BF16 static void micro_kernel(int kp, const uint32_t *a, const uint32_t *b, floa
         a += MR;
         b += NR;
     }
-    __m512 al = _mm512_set1_ps(alpha), be = _mm512_set1_ps(beta);
     __mmask16 m0 = pm_mask16(cols), m1 = pm_mask16(cols - 16);
-    for (int i = 0; i < rows; i++) {
-        float *cr = c + (size_t)i * ldc;
-        __m512 v0 = _mm512_mul_ps(acc[i][0], al), v1 = _mm512_mul_ps(acc[i][1], al);
-        if (beta != 0.0f) {
-            v0 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m0, cr), v0);
-            v1 = _mm512_fmadd_ps(be, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
-        }
-        _mm512_mask_storeu_ps(cr, m0, v0);
-        _mm512_mask_storeu_ps(cr + 16, m1, v1);
-    }
+    for (int i = 0; i < rows; i++) store_c_row(c + (size_t)i * ldc, acc[i][0], acc[i][1], alpha, beta, m0, m1);
 }
 
 // A panel of `width` (MR or NR) indices i < n of X(i, k) = x[i·si + k·sk], k < kc, as rows of
@@ -78,9 +67,6 @@ BF16 static void pack_panel(uint32_t *out, int width, const float *x, size_t si,
         }
 }
 
-static _Thread_local uint32_t *scratch;
-static _Thread_local size_t scratch_words;
-
 BF16 int pm_gemm_avx512_bf16(int transA, int transB, int M, int N, int K, float alpha,
                              const float *A, int lda, const float *B, int ldb,
                              float beta, float *C, int ldc) {
@@ -90,13 +76,8 @@ BF16 int pm_gemm_avx512_bf16(int transA, int transB, int M, int N, int K, float 
     int NP = (N + NR - 1) / NR;
     size_t panel_rows = KC / 2;  // pairs of k in a full block (a multiple of 16)
     size_t bwords = (size_t)NP * NR * panel_rows, awords = (size_t)((MC + MR - 1) / MR) * MR * panel_rows;
-    if (scratch_words < bwords + awords) {
-        uint32_t *p = aligned_alloc(64, (bwords + awords) * sizeof(uint32_t));
-        if (!p) return -1;
-        free(scratch);
-        scratch = p;
-        scratch_words = bwords + awords;
-    }
+    uint32_t *scratch = pm_thread_scratch(bwords + awords);
+    if (!scratch) return -1;
     uint32_t *bp = scratch, *ap = scratch + bwords;
     int blocks = K > 0 ? (K + KC - 1) / KC : 1;  // K == 0 still scales C by beta
     for (int blk = 0; blk < blocks; blk++) {
