@@ -38,6 +38,14 @@ public struct RunSettings: Codable, Equatable, Sendable {
     public var stageSpeed: String = "native"
     /// Command-specific settings every rank must share (codec words, links, checkpoint flags).
     public var extra: [String]
+    /// What to do when ranks differ in `extra` words a host's hardware decides rather than its
+    /// flags (e.g. the bf16 kernel under `--bf16-kernel auto`), keyed by word prefix; set by the
+    /// command that makes the words. Advice only: not part of what ranks compare.
+    public var extraAdvice: [String: String] = [:]
+    enum CodingKeys: String, CodingKey {
+        case model, vocabSize, train, split, schedule, clock, evalBatches, data, threads, stages, replicaFormat
+        case replicaSyncEvery, linkKind, stageSpeed, extra
+    }
     public init(model: ModelConfig, vocabSize: Int?, train: TrainConfig, split: [Int]?, schedule: ScheduleKind,
                 clock: ClockRequest, evalBatches: Int, data: String, threads: Int, linkKind: LinkKind = .speedrun,
                 stageSpeed: String = "native", extra: [String]) {
@@ -159,15 +167,14 @@ public final class TrainingRun {
                 !(((a[k]).map { "\($0)" } ?? "") == ((b[k]).map { "\($0)" } ?? ""))
             }.sorted()
             problem = "rank \(rank) was started with other settings than rank 0 (\(keys.isEmpty ? "settings" : keys.joined(separator: ", ")) differ); give every rank the same flags"
-            // The extra words name codecs, links and the product kernel: say which differ. The bf16
-            // kernel follows the CPU (`--bf16-kernel auto`), so hosts of two kinds differ with the same flags.
+            // The extra words name codecs, links and the product kernel: say which differ, and what
+            // the command that made them advises (a word a host's CPU decides differs under the same flags).
             let wordsA = (a["extra"] as? [String]) ?? [], wordsB = (b["extra"] as? [String]) ?? []
             if keys.contains("extra") {
                 let only0 = wordsA.filter { !wordsB.contains($0) }, onlyMe = wordsB.filter { !wordsA.contains($0) }
                 problem! += ": rank 0 has [\(only0.joined(separator: ", "))], rank \(rank) [\(onlyMe.joined(separator: ", "))]"
-                if (only0 + onlyMe).contains(where: { $0.hasPrefix("bf16-kernel=") || $0 == "attention=bf16" }) {
-                    problem! += " — these hosts run different bf16 kernels under --bf16-kernel auto; pass --bf16-kernel avx512-bf16 (which CPUs with AMX run too) or --matmul fp32"
-                }
+                let advice = settings.extraAdvice.filter { key, _ in (only0 + onlyMe).contains { $0.hasPrefix(key) } }
+                for text in Set(advice.values).sorted() { problem! += " — " + text }
             }
         }
         try Self.agree(link, problem, everyRankSays: true)

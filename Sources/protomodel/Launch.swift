@@ -53,6 +53,7 @@ func runSettings(model: ModelOptions, options: TrainOptions, pipeline: PipelineO
                        linkKind: pipeline.linkModel, stageSpeed: pipeline.stageSpeed,
                        extra: extra + threading.settingWords)
     s.stages = pipeline.stages
+    s.extraAdvice = ThreadOptions.settingAdvice
     s.replicaFormat = pipeline.replicaFormat
     s.replicaSyncEvery = pipeline.replicaSyncEvery
     return s

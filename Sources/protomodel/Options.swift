@@ -81,6 +81,13 @@ struct ThreadOptions: ParsableArguments {
         if MatmulPrecision.bf16Kernel == .avx512bf16 { return ["matmul=bf16", "bf16-kernel=avx512-bf16"] }
         return ["matmul=\(matmul.rawValue)", "attention=\(matmul.rawValue)"]
     }
+
+    /// RunSettings.extraAdvice for the words above: under `--bf16-kernel auto` the kernel follows
+    /// the CPU, so hosts of two kinds differ with the same flags.
+    static let settingAdvice = [
+        "bf16-kernel=": bf16KernelAdvice, "attention=bf16": bf16KernelAdvice,
+    ]
+    static let bf16KernelAdvice = "these hosts run different bf16 kernels under --bf16-kernel auto; pass --bf16-kernel avx512-bf16 (which CPUs with AMX run too) or --matmul fp32"
 }
 
 /// `--bf16-kernel`: a MatmulPrecision.BF16Kernel, or auto.

@@ -233,6 +233,9 @@ final class TrainingRunTests: XCTestCase {
         // Hosts with different bf16 kernels under --bf16-kernel auto: the words that differ, and the fix.
         var amxWords = try settings(), dotWords = try settings()
         amxWords.extra += ["matmul=bf16", "attention=bf16"]; dotWords.extra += ["matmul=bf16", "bf16-kernel=avx512-bf16"]
+        // The advice the CLI attaches on every rank (ThreadOptions.settingAdvice), named by word prefix.
+        let advice = ["bf16-kernel=": "pass --bf16-kernel avx512-bf16", "attention=bf16": "pass --bf16-kernel avx512-bf16"]
+        amxWords.extraAdvice = advice; dotWords.extraAdvice = advice
         let (amx, dot) = (amxWords, dotWords)
         let e3 = onRanks { r, link in _ = try TrainingRun(link: link, settings: r == 0 ? amx : dot, localRanks: 1, cores: 2) { _, _ in } }
         let m3 = (e3[0] as? ReportedStartupError)?.message ?? ""
