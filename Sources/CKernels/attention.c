@@ -6,9 +6,10 @@
 // or 64 and blocks of 64 rows), mostly in packing and call overhead.
 //
 // Register tiles: S-like products hold 8 rows × 32 keys (16 zmm accumulators, K packed into
-// panels of 16 keys so a key panel is one load); O-like products hold RV rows × hs values
-// with RV·hs/16 = 16 accumulators. Rows past the end of a tile reuse the last valid row (read,
-// never stored), so every tile runs the same unrolled code.
+// panels of 16 keys so a key panel is one load); O-like products and the rank-8 updates of dK
+// and dV hold 8 rows × 32 values (16 for hs = 16) and walk hs in chunks of that width, so a
+// tile reads each row of V, K, Q or dK/dV once whatever hs is. Rows past the end of a tile
+// reuse the last valid row (read, never stored), so every tile runs the same unrolled code.
 #include "ckernels.h"
 #include "mask16.h"
 #include "bf16_pack.h"
@@ -81,19 +82,42 @@ AVX512 static void causal_softmax_rows(float *P, int T, int t0, int nr, int bloc
     }
 }
 
-// panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n.
-static void pack_panels(float *panels, const float *X, int ld, int n, int hs) {
+// panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n; hs % 16 == 0.
+// Each 16 × 16 block is one in-register transpose (four rounds of unpack/shuffle).
+AVX512 static void pack_panels(float *panels, const float *X, int ld, int n, int hs) {
     int np = (n + 15) / 16;
     for (int p = 0; p < np; p++) {
         float *dst = panels + (size_t)p * hs * 16;
-        for (int i = 0; i < 16; i++) {
-            int row = 16 * p + i;
-            if (row < n) {
-                const float *src = X + (size_t)row * ld;
-                for (int d = 0; d < hs; d++) dst[d * 16 + i] = src[d];
-            } else {
-                for (int d = 0; d < hs; d++) dst[d * 16 + i] = 0.0f;
+        int rows = n - 16 * p < 16 ? n - 16 * p : 16;
+        for (int d0 = 0; d0 < hs; d0 += 16) {
+            __m512 r[16], t[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_loadu_ps(X + (size_t)(16 * p + i) * ld + d0) : _mm512_setzero_ps();
+            for (int i = 0; i < 16; i += 2) {  // pairs of rows, element-interleaved
+                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
             }
+            for (int i = 0; i < 16; i += 4) {  // quadruples of rows
+                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+            }
+            // r[4g + j], lane group l (4 floats): columns 4l + {j's position} of rows 4g..4g+3.
+            // Gather the 128-bit groups: first across row quadruples 0/1 and 2/3, then 0/2.
+            for (int i = 0; i < 4; i++) {
+                t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
+                t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
+                t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
+                t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
+            }
+            for (int i = 0; i < 4; i++) {
+                r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+                r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
+                r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
+                r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
+            }
+            for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(d0 + c) * 16, r[c]);
         }
     }
 }
@@ -139,47 +163,61 @@ AVX512 static void rows_times_panels(float *out, int ldo, const float *A, int ld
     }
 }
 
-// out[r][0..<hs] = Σ_{j<nk} W[r][j]·X[j][0..<hs] for rows r < nr (≤ 8); NV = hs/16 vectors per
-// row, RV rows per register tile (RV·NV = 16).
+// out[r][0..<hs] = Σ_{j<nk} W[r][j]·X[j][0..<hs] for rows r < nr (≤ 8), in column chunks of
+// NV vectors: the register tile is 8 rows × 16·NV columns (8·NV ≤ 16 accumulators), so a tile
+// reads each row of X once however large hs is.
 AVX512 INLINE void rows_times_matrix_t(float *out, int ldo, const float *W, int ldw, int nr,
-                                       const float *X, int ldx, int nk, const int NV, const int RV) {
-    for (int r0 = 0; r0 < nr; r0 += RV) {
-        const float *w[8];
-        for (int r = 0; r < RV; r++) w[r] = W + (size_t)(r0 + r < nr ? r0 + r : nr - 1) * ldw;
+                                       const float *X, int ldx, int nk, int hs, const int NV) {
+    const float *w[8];
+    for (int r = 0; r < 8; r++) w[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw;
+    for (int c0 = 0; c0 < hs; c0 += 16 * NV) {
         __m512 acc[16];
-        for (int i = 0; i < RV * NV; i++) acc[i] = _mm512_setzero_ps();
+        for (int i = 0; i < 8 * NV; i++) acc[i] = _mm512_setzero_ps();
         for (int j = 0; j < nk; j++) {
-            const float *x = X + (size_t)j * ldx;
-            __m512 xv[16];
+            const float *x = X + (size_t)j * ldx + c0;
+            __m512 xv[2];
             for (int c = 0; c < NV; c++) xv[c] = _mm512_loadu_ps(x + 16 * c);
-            for (int r = 0; r < RV; r++) {
+            for (int r = 0; r < 8; r++) {
                 __m512 b = _mm512_set1_ps(w[r][j]);
                 for (int c = 0; c < NV; c++) acc[r * NV + c] = _mm512_fmadd_ps(b, xv[c], acc[r * NV + c]);
             }
         }
-        for (int r = 0; r < RV && r0 + r < nr; r++)
-            for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)(r0 + r) * ldo + 16 * c, acc[r * NV + c]);
+        for (int r = 0; r < nr; r++)
+            for (int c = 0; c < NV; c++) _mm512_storeu_ps(out + (size_t)r * ldo + c0 + 16 * c, acc[r * NV + c]);
     }
 }
 
 // Y[j][0..<hs] += Σ_{r<nr} W[r][j]·X[r][0..<hs] for j < nk (the transposed product, as a
-// rank-nr update of Y's rows; X's rows stay in registers).
+// rank-nr update of Y's rows), in column chunks of NV vectors: the chunk of X's 8 rows stays in
+// registers and each row of Y is loaded and stored once per tile. Sums run r = 0, 1, … per element.
 AVX512 INLINE void rank_update_t(float *Y, int ldy, const float *W, int ldw, int nr,
-                                 const float *X, int ldx, int nk, const int NV, const int RV) {
-    for (int r0 = 0; r0 < nr; r0 += RV) {
-        const float *w[8];
+                                 const float *X, int ldx, int nk, int hs, const int NV) {
+    const float *w[8];
+    for (int r = 0; r < 8; r++) w[r] = W + (size_t)(r < nr ? r : nr - 1) * ldw;
+    for (int c0 = 0; c0 < hs; c0 += 16 * NV) {
         __m512 xr[16];
-        for (int r = 0; r < RV; r++) {
-            int valid = r0 + r < nr;
-            w[r] = W + (size_t)(valid ? r0 + r : nr - 1) * ldw;
+        for (int r = 0; r < 8; r++)
             for (int c = 0; c < NV; c++)
-                xr[r * NV + c] = valid ? _mm512_loadu_ps(X + (size_t)(r0 + r) * ldx + 16 * c) : _mm512_setzero_ps();
+                xr[r * NV + c] = r < nr ? _mm512_loadu_ps(X + (size_t)r * ldx + c0 + 16 * c) : _mm512_setzero_ps();
+        int j = 0;
+        for (; j + 4 <= nk; j += 4) {  // four rows of Y at once: independent chains for the FMA units
+            float *y = Y + (size_t)j * ldy + c0;
+            __m512 acc[4][2];
+            for (int u = 0; u < 4; u++)
+                for (int c = 0; c < NV; c++) acc[u][c] = _mm512_loadu_ps(y + (size_t)u * ldy + 16 * c);
+            for (int r = 0; r < 8; r++)
+                for (int u = 0; u < 4; u++) {
+                    __m512 b = _mm512_set1_ps(w[r][j + u]);
+                    for (int c = 0; c < NV; c++) acc[u][c] = _mm512_fmadd_ps(b, xr[r * NV + c], acc[u][c]);
+                }
+            for (int u = 0; u < 4; u++)
+                for (int c = 0; c < NV; c++) _mm512_storeu_ps(y + (size_t)u * ldy + 16 * c, acc[u][c]);
         }
-        for (int j = 0; j < nk; j++) {
-            float *y = Y + (size_t)j * ldy;
-            __m512 acc[16];
+        for (; j < nk; j++) {
+            float *y = Y + (size_t)j * ldy + c0;
+            __m512 acc[2];
             for (int c = 0; c < NV; c++) acc[c] = _mm512_loadu_ps(y + 16 * c);
-            for (int r = 0; r < RV; r++) {
+            for (int r = 0; r < 8; r++) {
                 __m512 b = _mm512_set1_ps(w[r][j]);
                 for (int c = 0; c < NV; c++) acc[c] = _mm512_fmadd_ps(b, xr[r * NV + c], acc[c]);
             }
@@ -188,24 +226,17 @@ AVX512 INLINE void rank_update_t(float *Y, int ldy, const float *W, int ldw, int
     }
 }
 
-#define DISPATCH_HS(fn, ...)                                                    \
-    switch (hs) {                                                               \
-    case 16: fn(__VA_ARGS__, 1, 8); break;                                      \
-    case 32: fn(__VA_ARGS__, 2, 8); break;                                      \
-    case 64: fn(__VA_ARGS__, 4, 4); break;                                      \
-    case 128: fn(__VA_ARGS__, 8, 2); break;                                     \
-    case 256: fn(__VA_ARGS__, 16, 1); break;                                    \
-    default: __builtin_trap(); /* callers check the head size first */          \
-    }
-
+// Column chunks of two vectors (one for hs = 16); callers check the head size first.
 AVX512 static void rows_times_matrix(float *out, int ldo, const float *W, int ldw, int nr,
                                      const float *X, int ldx, int nk, int hs) {
-    DISPATCH_HS(rows_times_matrix_t, out, ldo, W, ldw, nr, X, ldx, nk)
+    if (hs == 16) rows_times_matrix_t(out, ldo, W, ldw, nr, X, ldx, nk, hs, 1);
+    else rows_times_matrix_t(out, ldo, W, ldw, nr, X, ldx, nk, hs, 2);
 }
 
 AVX512 static void rank_update(float *Y, int ldy, const float *W, int ldw, int nr,
                                const float *X, int ldx, int nk, int hs) {
-    DISPATCH_HS(rank_update_t, Y, ldy, W, ldw, nr, X, ldx, nk)
+    if (hs == 16) rank_update_t(Y, ldy, W, ldw, nr, X, ldx, nk, hs, 1);
+    else rank_update_t(Y, ldy, W, ldw, nr, X, ldx, nk, hs, 2);
 }
 
 AVX512 static float dot_n(const float *a, const float *b, int n) {
