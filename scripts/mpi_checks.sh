@@ -343,5 +343,12 @@ if [ $rc -eq 0 ] && grep -q "dense: reused" "$OUT/converge.out" && grep -q "^not
 else
   echo "mpi-checks: FAIL converge: exit $rc" >&2; cat "$OUT/converge.out" >&2; fail=1
 fi
+# --seed next to --seeds is refused (--seeds sets every run's seed), before any training.
+rc=0; msg=$(timeout 60 $BIN converge "${conv[@]}" --variants dense --seeds 1,2 --seed 5 2>&1) || rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$msg" | grep -q -- "--seed 5 and --seeds together" && [ ! -e "$OUT/converge/seed-1" ]; then
+  echo "mpi-checks: ok   converge --seed with --seeds: exit $rc: $(echo "$msg" | grep -m1 -- '--seeds together')"
+else
+  echo "mpi-checks: FAIL converge --seed with --seeds: exit $rc (124 = hung): $msg" >&2; fail=1
+fi
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

@@ -46,14 +46,16 @@ struct Converge: ParsableCommand {
     var benchOut: String = "bench/convergence"
     @Flag(help: "Retrain variants whose results are already in BENCH_OUT/runs/ (by default they are reused).")
     var fresh = false
-    @Option(help: "Comma-separated initialisation seeds, e.g. 1337,2,3: the benchmark runs once per seed (results in BENCH_OUT/seed-S/) and writes BENCH_OUT/seeds.{md,json}, each variant's gap to dense as the mean ± sd of its per-seed gaps. Without it: --seed alone, results in BENCH_OUT.")
+    @Option(help: "Comma-separated initialisation seeds, e.g. 1337,2,3: the benchmark runs once per seed (results in BENCH_OUT/seed-S/) and writes BENCH_OUT/seeds.{md,json}, each variant's gap to dense as the mean ± sd of its per-seed gaps. Without it: one run per variant from --seed, results in BENCH_OUT; not together with --seed.")
     var seeds: String?
 
     mutating func validate() throws {
         if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
         _ = try specs()
-        _ = try seedList()
+        if try seedList() != nil, let seed = model.seed {
+            throw ValidationError("--seed \(seed) and --seeds together: --seeds sets the seed of every run; drop --seed (or add \(seed) to the --seeds list)")
+        }
     }
 
     func seedList() throws -> [UInt64]? {

@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     var sublayerNorm = false
     @Flag(name: .customLong("layer-embedding"), help: "A trainable token embedding per block (V×d, zero at start), added to what the block reads but not to the stream it passes on: nothing more crosses a stage boundary.")
     var layerEmbedding = false
-    @Option(help: "Seed for the initial weights.") var seed: UInt64 = 1337
+    @Option(help: "Seed for the initial weights (default: 1337).") var seed: UInt64?
 
     /// The preset asked for, or the command's default.
     func presetName(default name: String = "small") -> String { preset ?? name }
@@ -34,7 +34,7 @@ struct ModelOptions: ParsableArguments {
         if let v = efixedStd { c.fixedEmbeddingStd = v }
         if sublayerNorm { c.sublayerNorm = true }
         if layerEmbedding { c.layerEmbedding = true }
-        c.seed = seed
+        if let seed { c.seed = seed }
         try c.validate()
         return c
     }
