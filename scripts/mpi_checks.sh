@@ -343,6 +343,16 @@ if [ $rc -eq 0 ] && grep -q "dense: reused" "$OUT/converge.out" && grep -q "^not
 else
   echo "mpi-checks: FAIL converge: exit $rc" >&2; cat "$OUT/converge.out" >&2; fail=1
 fi
+# --stored-only rewrites the tables from stored runs and trains nothing: a variant without one is
+# named, and no run of it appears.
+rc=0; timeout 120 $BIN converge "${conv[@]}" --variants dense --stored-only > "$OUT/converge-stored.out" 2>&1 || rc=$?
+rc2=0; timeout 120 $BIN converge "${conv[@]}" --variants dense,int4 --stored-only >> "$OUT/converge-stored.out" 2>&1 || rc2=$?
+if [ $rc -eq 0 ] && [ $rc2 -ne 0 ] && [ $rc2 -ne 124 ] && grep -q "no stored run of int4" "$OUT/converge-stored.out" \
+   && ! grep -q "training" "$OUT/converge-stored.out" && ! ls "$OUT/converge/runs" | grep -q int4; then
+  echo "mpi-checks: ok   converge --stored-only: tables from stored runs; $(grep -m1 'no stored run' "$OUT/converge-stored.out" | cut -c1-70)…"
+else
+  echo "mpi-checks: FAIL converge --stored-only: exit $rc / $rc2" >&2; cat "$OUT/converge-stored.out" >&2; fail=1
+fi
 # --seed next to --seeds is refused (--seeds sets every run's seed), before any training.
 rc=0; msg=$(timeout 60 $BIN converge "${conv[@]}" --variants dense --seeds 1,2 --seed 5 2>&1) || rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$msg" | grep -q -- "--seed 5 and --seeds together" && [ ! -e "$OUT/converge/seed-1" ]; then

@@ -37,6 +37,10 @@ public struct SVGPlot {
     public var hLines: [(y: Double, label: String)] = []
     /// Points above this value are left off (say so in the caption).
     public var yMax: Double?
+    /// With more labelled points than this, each point carries a number (1, 2, … in series
+    /// order) and a key under the plot names it: long labels no longer find room beside
+    /// crowded points, numbers do.
+    public var numberLabelsAbove = 12
 
     public init(title: String, xLabel: String, yLabel: String, logX: Bool = false, series: [Series], caption: String? = nil) {
         self.title = title; self.xLabel = xLabel; self.yLabel = yLabel; self.logX = logX; self.series = series
@@ -86,6 +90,10 @@ public struct SVGPlot {
         return lines
     }
 
+    /// Dash patterns of the reference lines, in `hLines` order (solid, dashed, dotted, …), so the
+    /// legend tells them apart.
+    static let referenceDashes = ["", " stroke-dasharray=\"7,3\"", " stroke-dasharray=\"1.5,2.5\"", " stroke-dasharray=\"7,3,1.5,3\""]
+
     public func render() -> String {
         // The legend column is as wide as its longest entry.
         let longest = (series.filter { !($0.muted && $0.name.isEmpty) }.map(\.name) + hLines.map(\.label)).map(\.count).max() ?? 10
@@ -93,7 +101,14 @@ public struct SVGPlot {
         let width = max(self.width, left + 500 + right)
         // The caption wraps at the figure's width (about 6.2 px per character at 10.5 px).
         let captionLines = caption.map { Self.wrap($0, columns: Int((width - left - 12) / 6.2)) } ?? []
-        let bottom = 58.0 + 15 * Double(captionLines.count) + (captionLines.isEmpty ? 0 : 5)
+        // Numbered points: the key lists "n label" in columns across the figure's width.
+        let keyed = series.flatMap { ser in zip(ser.points, ser.labels ?? []).map { (point: $0.0, label: $0.1) } }
+        let numbered = keyed.count > numberLabelsAbove
+        let keyColumn = 30 + 6.2 * Double(keyed.map(\.label.count).max() ?? 0)
+        let keyColumns = max(1, Int((width - left - 12) / keyColumn))
+        let keyRows = numbered ? (keyed.count + keyColumns - 1) / keyColumns : 0
+        let keyHeight = numbered ? 14 * Double(keyRows) + 8 : 0
+        let bottom = 58.0 + keyHeight + 15 * Double(captionLines.count) + (captionLines.isEmpty ? 0 : 5)
         // Tall enough for every legend entry.
         let entries = series.filter { !($0.muted && $0.name.isEmpty) }.count + hLines.count
         let height = max(self.height, top + 24 + 19 * Double(entries) + bottom)
@@ -143,12 +158,16 @@ public struct SVGPlot {
         s += "<text transform=\"translate(18,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(Self.esc(yLabel))</text>\n"
         var legend = 0
         // Reference levels: dashed grey across the plot, named in the legend (not over the data).
-        for h in hLines {
-            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>\n"
+        for (i, h) in hLines.enumerated() {
+            s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\"\(Self.referenceDashes[i % Self.referenceDashes.count])/>\n"
         }
         let legendRefs = hLines
         var styleIndex = 0
         var placedLabels: [(x: Double, y: Double, w: Double)] = []
+        var keyColors: [String] = []  // the colour of each numbered point's series, in key order
+        // Every marker drawn, so labels keep off other points where they can.
+        let markerSpots = series.filter { $0.markers && !$0.muted }.flatMap { $0.points.filter(shown).map { (x: px($0.x), y: py($0.y)) } }
+        var nextNumber = 1
         for ser in series {
             let pts = ser.points.filter(shown)
             let (color, shape): (String, String)
@@ -162,7 +181,10 @@ public struct SVGPlot {
                 for p in pts { s += Self.marker(shape, px(p.x), py(p.y), color) }
             }
             if let labels = ser.labels {
-                for (p, l) in zip(ser.points, labels) where shown(p) {
+                for (p, name) in zip(ser.points, labels) {
+                    let l = numbered ? String(nextNumber) : name
+                    if numbered { nextNumber += 1; keyColors.append(color) }
+                    guard shown(p) else { continue }
                     // Right of the point, else left of it when it would leave the plot; moved
                     // down or up past labels already placed so none overprints another. One
                     // line away at most on the point's own row; further (up to four lines) with
@@ -174,11 +196,13 @@ public struct SVGPlot {
                     var candidates: [(toLeft: Bool, dy: Double)] = []
                     for side in sides { for dy in [0.0, 13, -13] { candidates.append((side, dy)) } }
                     for dy in [26.0, -26, 39, -39, 52, -52] { for side in sides { candidates.append((side, dy)) } }
-                    let free = candidates.first { c in
+                    func fits(_ c: (toLeft: Bool, dy: Double), clearOfMarkers: Bool) -> Bool {
                         let bx = c.toLeft ? x0 - 7 - w : x0 + 7, y = y0 - 6 + c.dy
                         return y - 10 >= top && y <= top + ph
                             && !placedLabels.contains { abs($0.y - y) < 11 && $0.x < bx + w && bx < $0.x + $0.w }
+                            && !(clearOfMarkers && markerSpots.contains { $0.x + 5 > bx && $0.x - 5 < bx + w && $0.y + 5 > y - 10 && $0.y - 5 < y })
                     }
+                    let free = candidates.first { fits($0, clearOfMarkers: true) } ?? candidates.first { fits($0, clearOfMarkers: false) }
                     guard let free else { continue }
                     let (toLeft, dy) = free
                     let by = y0 - 6 + dy
@@ -198,11 +222,20 @@ public struct SVGPlot {
             if ser.markers && !ser.muted { s += Self.marker(shape, lx + 13, ly - 4, color) }
             s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\">\(Self.esc(ser.name))</text>\n"
         }
-        for h in legendRefs {
+        for (i, h) in legendRefs.enumerated() {
             let ly = top + 12 + Double(legend) * 19, lx = left + pw + 14
             legend += 1
-            s += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"#777\" stroke-dasharray=\"3,3\"/>"
+            s += "<line x1=\"\(f(lx))\" x2=\"\(f(lx + 26))\" y1=\"\(f(ly - 4))\" y2=\"\(f(ly - 4))\" stroke=\"#777\"\(Self.referenceDashes[i % Self.referenceDashes.count])/>"
             s += "<text x=\"\(f(lx + 32))\" y=\"\(f(ly))\" fill=\"#444\">\(Self.esc(h.label))</text>\n"
+        }
+        if numbered {
+            // Column-major, like a table read down: 1, 2, 3 … in the first column.
+            for (n, entry) in keyed.enumerated() {
+                let col = n / keyRows, row = n % keyRows
+                let x = left + Double(col) * keyColumn, y = top + ph + 58 + 14 * Double(row)
+                s += "<text x=\"\(f(x + 18))\" y=\"\(f(y))\" text-anchor=\"end\" font-size=\"10.5\" font-weight=\"bold\" fill=\"\(keyColors[n])\">\(n + 1)</text>"
+                s += "<text x=\"\(f(x + 23))\" y=\"\(f(y))\" font-size=\"10.5\" fill=\"#333\">\(Self.esc(entry.label))</text>\n"
+            }
         }
         for (i, line) in captionLines.enumerated() {
             let y = height - 12 - 15 * Double(captionLines.count - 1 - i)

@@ -46,11 +46,14 @@ struct Converge: ParsableCommand {
     var benchOut: String = "bench/convergence"
     @Flag(help: "Retrain variants whose results are already in BENCH_OUT/runs/ (by default they are reused).")
     var fresh = false
+    @Flag(name: .customLong("stored-only"), help: "Train nothing: rewrite the tables and plots from the runs in BENCH_OUT/runs/ (a variant without a stored run of the same settings is an error, named).")
+    var storedOnly = false
     @Option(help: "Comma-separated initialisation seeds, e.g. 1337,2,3: the benchmark runs once per seed (results in BENCH_OUT/seed-S/) and writes BENCH_OUT/seeds.{md,json}, each variant's gap to dense as the mean ± sd of its per-seed gaps. Without it: one run per variant from --seed, results in BENCH_OUT; not together with --seed.")
     var seeds: String?
 
     mutating func validate() throws {
         if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
+        if fresh && storedOnly { throw ValidationError("--fresh retrains and --stored-only trains nothing: give one of them") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
         _ = try specs()
         if try seedList() != nil, let seed = model.seed {
@@ -169,7 +172,13 @@ struct Converge: ParsableCommand {
                     results.append(old)
                     continue
                 }
+                if storedOnly {
+                    throw CLIError("--stored-only: \(file.path) holds \(label) run with other settings (model, data, steps, validation or --matmul); run without --stored-only to retrain it")
+                }
                 print("[\(i + 1)/\(specs.count)] \(label): \(file.path) was made with other settings; retraining")
+            }
+            if storedOnly {
+                throw CLIError("--stored-only: no stored run of \(label) (\(file.path)); run without --stored-only to train it")
             }
             print("[\(i + 1)/\(specs.count)] \(label): training \(tc.steps) steps")
             let loader = try DataLoader(shards: trainShards, vocabSize: cfg.vocabSize, seqLen: cfg.seqLen,

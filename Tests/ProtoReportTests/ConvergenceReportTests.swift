@@ -149,6 +149,37 @@ final class ConvergenceReportTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(svg.components(separatedBy: "stroke=\"#999\" stroke-width=\"0.7\"").count - 1, 1, "no leader line for a far label")
     }
 
+    func testManyLabelsBecomeNumbersWithAKey() {
+        // Past `numberLabelsAbove` labelled points each point carries its number and a key under
+        // the plot names it; at or below it the names sit beside the points. Reference lines
+        // differ in dash pattern, in the plot and in the legend.
+        func plot(_ n: Int) -> String {
+            let names: [String] = (1...n).map { "variant \($0)" }
+            let half = n / 2
+            var first: [(x: Double, y: Double)] = [], second: [(x: Double, y: Double)] = []
+            for i in 0..<half { first.append((x: Double(i + 1), y: 2.0 + 0.01 * Double(i))) }
+            for i in half..<n { second.append((x: Double(i + 1), y: 2.5)) }
+            let a = SVGPlot.Series(name: "a", points: first, line: false, labels: Array(names[..<half]))
+            let b = SVGPlot.Series(name: "b", points: second, line: false, labels: Array(names[half...]))
+            var p = SVGPlot(title: "t", xLabel: "x", yLabel: "y", series: [a, b])
+            p.hLines = [(2.0, "ref one"), (2.1, "ref two"), (2.2, "ref three")]
+            return p.render()
+        }
+        let many = plot(15)
+        for i in 1...15 {
+            XCTAssertEqual(many.components(separatedBy: ">variant \(i)</text>").count - 1, 1, "variant \(i) not once in the key")
+            XCTAssertGreaterThanOrEqual(many.components(separatedBy: ">\(i)</text>").count - 1, 2, "number \(i) not at its point and in the key")
+        }
+        XCTAssertTrue(many.contains("fill=\"\(SVGPlot.palette[1])\">15</text>"), "the key's number has its series' colour")
+        let few = plot(12)
+        XCTAssertFalse(few.contains(">1</text>") || few.contains("font-weight=\"bold\""), "12 labels still sit beside their points")
+        XCTAssertNotNil(Self.placement(of: "variant 12", in: few))
+        for dash in SVGPlot.referenceDashes.prefix(3) where !dash.isEmpty {
+            XCTAssertEqual(few.components(separatedBy: "stroke=\"#777\"\(dash)/>").count - 1, 2, "reference line and legend entry share '\(dash)'")
+        }
+        XCTAssertEqual(Set(SVGPlot.referenceDashes.prefix(3)).count, 3)
+    }
+
     /// Where a point label was drawn: its baseline y and whether it sits left of its point
     /// (anchored at its end); nil when the label is not in the SVG.
     private static func placement(of label: String, in svg: String) -> (y: Double, left: Bool)? {
