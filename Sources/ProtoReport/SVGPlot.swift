@@ -102,9 +102,9 @@ public struct SVGPlot {
         // The caption wraps at the figure's width (about 6.2 px per character at 10.5 px).
         let captionLines = caption.map { Self.wrap($0, columns: Int((width - left - 12) / 6.2)) } ?? []
         // Numbered points: the key lists "n label" in columns across the figure's width.
-        let keyed = series.flatMap { ser in zip(ser.points, ser.labels ?? []).map { (point: $0.0, label: $0.1) } }
+        let keyed = series.flatMap { ser in zip(ser.points, ser.labels ?? []).map(\.1) }
         let numbered = keyed.count > numberLabelsAbove
-        let keyColumn = 30 + 6.2 * Double(keyed.map(\.label.count).max() ?? 0)
+        let keyColumn = 30 + 6.2 * Double(keyed.map(\.count).max() ?? 0)
         let keyColumns = max(1, Int((width - left - 12) / keyColumn))
         let keyRows = numbered ? (keyed.count + keyColumns - 1) / keyColumns : 0
         let keyHeight = numbered ? 14 * Double(keyRows) + 8 : 0
@@ -157,7 +157,7 @@ public struct SVGPlot {
         s += "<text x=\"\(f(left + pw / 2))\" y=\"\(f(top + ph + 38))\" text-anchor=\"middle\">\(Self.esc(xLabel))</text>\n"
         s += "<text transform=\"translate(18,\(f(top + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(Self.esc(yLabel))</text>\n"
         var legend = 0
-        // Reference levels: dashed grey across the plot, named in the legend (not over the data).
+        // Reference levels: grey across the plot, each its own dash pattern, named in the legend (not over the data).
         for (i, h) in hLines.enumerated() {
             s += "<line x1=\"\(f(left))\" x2=\"\(f(left + pw))\" y1=\"\(f(py(h.y)))\" y2=\"\(f(py(h.y)))\" stroke=\"#777\"\(Self.referenceDashes[i % Self.referenceDashes.count])/>\n"
         }
@@ -230,11 +230,11 @@ public struct SVGPlot {
         }
         if numbered {
             // Column-major, like a table read down: 1, 2, 3 … in the first column.
-            for (n, entry) in keyed.enumerated() {
+            for (n, name) in keyed.enumerated() {
                 let col = n / keyRows, row = n % keyRows
                 let x = left + Double(col) * keyColumn, y = top + ph + 58 + 14 * Double(row)
                 s += "<text x=\"\(f(x + 18))\" y=\"\(f(y))\" text-anchor=\"end\" font-size=\"10.5\" font-weight=\"bold\" fill=\"\(keyColors[n])\">\(n + 1)</text>"
-                s += "<text x=\"\(f(x + 23))\" y=\"\(f(y))\" font-size=\"10.5\" fill=\"#333\">\(Self.esc(entry.label))</text>\n"
+                s += "<text x=\"\(f(x + 23))\" y=\"\(f(y))\" font-size=\"10.5\" fill=\"#333\">\(Self.esc(name))</text>\n"
             }
         }
         for (i, line) in captionLines.enumerated() {

@@ -173,7 +173,7 @@ struct Converge: ParsableCommand {
                     continue
                 }
                 if storedOnly {
-                    throw CLIError("--stored-only: \(file.path) holds \(label) run with other settings (model, data, steps, validation or --matmul); run without --stored-only to retrain it")
+                    throw CLIError("--stored-only: \(file.path) holds a run of \(label) made with other settings (model, data, steps, validation or --matmul); run without --stored-only to retrain it")
                 }
                 print("[\(i + 1)/\(specs.count)] \(label): \(file.path) was made with other settings; retraining")
             }
