@@ -257,7 +257,9 @@ expect_error bad-microbatches "microbatches" 2 --microbatches 0
 expect_error bad-eval-batches "eval-batches" 2 --eval-batches 9223372036854775807
 # A new run never overwrites another run's model or log, nor a data folder's tokenizer.
 expect_error out-holds-model "already holds model.bin" 2 --steps 1 --out "$OUT/np4-1f1b"
-expect_error out-is-data "already holds tokenizer.json" 2 --steps 1 --out data/kjv
+expect_error out-is-data "holds prepared data" 2 --steps 1 --out data/kjv
+expect_error ckpt-is-data "checkpoint-dir data/kjv holds prepared data" 2 --steps 1 --checkpoint-dir data/kjv --resume
+expect_error log-is-folder "is a folder; give a file path" 2 --steps 1 --log "$OUT"
 expect_error log-exists "already holds a log" 2 --steps 1 --log "$OUT/np1.jsonl"
 [ -s "$OUT/np1.jsonl" ] && cmp -s data/kjv/tokenizer.json "$OUT/otherdata/tokenizer.json" \
   && echo "mpi-checks: ok   the refused runs left the model, the log and the data as they were" \

@@ -48,7 +48,8 @@ public enum DatasetBuilder {
                 }
             }
             let meta: [String: Any] = ["source": input, "bytes": text.count, "vocab_size": tok.vocabSize,
-                                       "train_tokens": trainTok.count, "val_tokens": valTok.count, "val_every": valEvery]
+                                       "train_tokens": trainTok.count, "val_tokens": valTok.count, "val_every": valEvery,
+                                       "tokenizer_sha256": Digest.sha256(try FileIO.read(staging.appendingPathComponent("tokenizer.json")))]
             try AtomicFile.write(try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys, .prettyPrinted]),
                                  to: staging.appendingPathComponent("meta.json"))
             // Replace an earlier output only after everything is written (checked above: it
@@ -103,14 +104,43 @@ public enum PreparedData {
     /// The folder `protomodel prepare` writes by default (from scripts/setup.sh's data/kjv.txt).
     public static let defaultFolder = "data/kjv"
 
-    /// Throws, naming the one command that makes the data, when `dir` holds no prepared data.
+    /// Throws, naming the one command that makes the data, when `dir` holds no prepared data,
+    /// or prepared data that no longer matches its meta.json (`checkAgainstMeta`).
     public static func check(_ dir: String) throws {
         let tok = (dir as NSString).appendingPathComponent("tokenizer.json")
-        guard !FileManager.default.fileExists(atPath: tok) else { return }
+        guard !FileManager.default.fileExists(atPath: tok) else { return try checkAgainstMeta(dir) }
         let isDefault = URL(fileURLWithPath: dir).standardizedFileURL.path == URL(fileURLWithPath: defaultFolder).standardizedFileURL.path
         let fix = isDefault
             ? "make the default data with `scripts/setup.sh && protomodel prepare` (run from the checkout; setup writes data/kjv.txt)"
             : "make it with `protomodel prepare --input YOUR_TEXT --out \(dir)`"
         throw DataError.missing(path: dir, fix: "no prepared data (tokenizer.json and shards); " + fix)
+    }
+
+    /// The folder against its meta.json (when `prepare` wrote one): the shards of each split
+    /// hold the token counts it recorded (a shard missing, added or from another prepare
+    /// would change what trains, silently), and tokenizer.json is the one it wrote (when
+    /// recorded: folders prepared since 2026-12-01). Throws DataError naming the fix.
+    public static func checkAgainstMeta(_ dir: String) throws {
+        let url = URL(fileURLWithPath: dir)
+        guard let meta = (try? JSONSerialization.jsonObject(with: Data(contentsOf: url.appendingPathComponent("meta.json")))) as? [String: Any] else { return }
+        let fix = "run `protomodel prepare` again to rebuild \(dir)"
+        for split in ["train", "val"] {
+            guard let want = (meta["\(split)_tokens"] as? NSNumber)?.intValue else { continue }
+            let shards = try Shard.list(in: url, split: split)
+            var have = 0
+            for s in shards {
+                guard let n = Shard.headerTokenCount(s) else { throw DataError.badShard(path: s.path, problem: "not a readable shard — \(fix)") }
+                have += n
+            }
+            guard have == want else {
+                throw DataError.badShard(path: dir, problem: "meta.json records \(want) \(split) tokens but the \(shards.count) \(split)_*.bin shards hold \(have) (a shard is missing, extra or from another prepare) — \(fix)")
+            }
+        }
+        if let want = meta["tokenizer_sha256"] as? String {
+            let tok = url.appendingPathComponent("tokenizer.json")
+            guard Digest.sha256(try FileIO.read(tok)) == want else {
+                throw DataError.badTokenizer(path: tok.path, problem: "is not the tokenizer the shards of \(dir) were written with (meta.json records another SHA-256)")
+            }
+        }
     }
 }

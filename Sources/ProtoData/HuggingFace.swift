@@ -193,6 +193,35 @@ public enum HuggingFace {
         return try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
     }
 
+    /// The files `export` writes (either form).
+    public static let exportFileNames: Set<String> = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+                                                      "tokenizer_config.json", "protomodel_tokenizer.json"]
+
+    /// Refuses an output folder `export` must not write into: one holding a file export does
+    /// not write, or export's file names without being an earlier export (its model.safetensors,
+    /// written first, names protomodel as producer). A missing or empty folder is fine.
+    /// Throws IOError naming the file and the fix.
+    public static func checkExportFolder(_ dir: URL) throws {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted()
+        guard !names.isEmpty else { return }
+        let fix = "choose an empty or new --out"
+        if let foreign = names.first(where: { !exportFileNames.contains($0) }) {
+            throw IOError(path: dir.path, problem: "holds \(foreign), which export did not write; \(fix)")
+        }
+        let st = dir.appendingPathComponent("model.safetensors")
+        let producer: String? = {
+            guard let data = try? FileIO.read(st, mapped: true), data.count >= 8 else { return nil }
+            let n = data.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+            guard n <= UInt64(min(data.count - 8, 100 << 20)),
+                  let header = (try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n))))) as? [String: Any] else { return nil }
+            return (header["__metadata__"] as? [String: String])?["producer"]
+        }()
+        guard producer == "protomodel" else {
+            throw IOError(path: dir.path, problem: "holds \(names.joined(separator: ", ")) but is not an earlier protomodel export "
+                          + "(\(names.contains("model.safetensors") ? "its model.safetensors was written by another program" : "no model.safetensors of protomodel's")); \(fix)")
+        }
+    }
+
     /// Writes the folder: config.json, generation_config.json, model.safetensors,
     /// tokenizer.json and tokenizer_config.json. With `raw`, protomodel's own tensors (W', U,
     /// E_S…) and its config go out instead, for protomodel alone.

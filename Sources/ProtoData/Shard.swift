@@ -21,6 +21,16 @@ public enum Shard {
         try AtomicFile.write(data, to: url)
     }
 
+    /// The token count in a shard's header (12 bytes read; nil when the file is missing,
+    /// shorter than that, or not a shard).
+    public static func headerTokenCount(_ url: URL) -> Int? {
+        guard let h = FileHandle(forReadingAtPath: url.path) else { return nil }
+        defer { try? h.close() }
+        guard let d = try? h.read(upToCount: 12), d.count == 12 else { return nil }
+        let (m, n) = d.withUnsafeBytes { ($0.loadUnaligned(fromByteOffset: 0, as: Int32.self), $0.loadUnaligned(fromByteOffset: 8, as: Int32.self)) }
+        return m == magic && n >= 0 ? Int(n) : nil
+    }
+
     /// Reads and checks a shard: magic, version, size against the header, and every token
     /// below `vocabSize`.
     public static func read(_ url: URL, vocabSize: Int) throws -> [UInt16] {

@@ -12,6 +12,11 @@ public final class Tokenizer: @unchecked Sendable {
     /// merges[m] = (left, right) token pair that forms token 256+m.
     public let merges: [(Int32, Int32)]
     public var vocabSize: Int { 256 + merges.count }
+
+    /// True when both tokenizers make the same tokens from the same bytes (the same merges).
+    public func isSame(as other: Tokenizer) -> Bool {
+        merges.count == other.merges.count && zip(merges, other.merges).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
     private let ranks: [UInt64: Int32]      // pair key → merge index
     private let bytesOf: [[UInt8]]          // token → its bytes
     private var cache: [[UInt8]: [UInt16]] = [:]

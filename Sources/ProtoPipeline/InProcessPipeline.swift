@@ -20,6 +20,9 @@ public final class InProcessPipeline: StepRunner {
         self.replicas = replicas
         let S = specs.count
         let sched = PipelineSchedule(kind: kind, stages: S, microbatches: train.microbatches / replicas)
+        // Every stage lives in this process: refused with its size rather than exhausting memory.
+        try StageModel.checkFits(config: config, stages: (0..<(S * replicas)).map { (specs[$0 % S], sched.maxInFlight(stage: $0 % S)) },
+                                 batchSize: train.batchSize)
         hub = InMemoryHub(size: S * replicas)
         let hubLinks = hub.links()
         let epoch = Clock.wall()

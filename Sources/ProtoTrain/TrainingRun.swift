@@ -278,7 +278,19 @@ public final class TrainingRun {
     /// writes model.bin and tokenizer.json into `out` and starts its log afresh, so it refuses
     /// an `out` that holds either (another run's, or prepared data) and a non-empty log,
     /// naming the fix. Throws `IOError` or `ConfigError`.
-    public static func checkOutputs(out: URL, log: URL?, resume: Bool, modelBytes: Int) throws {
+    public static func checkOutputs(out: URL, log: URL?, resume: Bool, modelBytes: Int, checkpoints: URL? = nil) throws {
+        // Prepared data is never a run's folder, resumed or not: its checkpoints or model would
+        // land among the shards.
+        for (flag, dir) in [("--out", out)] + (checkpoints.map { [("--checkpoint-dir", $0)] } ?? []) {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+            if names.contains("meta.json"), let shard = names.sorted().first(where: { $0.hasSuffix(".bin") && ($0.hasPrefix("train_") || $0.hasPrefix("val_")) }) {
+                throw ConfigError.problem("\(flag) \(dir.path) holds prepared data (meta.json, \(shard)); a run must not write among the shards — choose another \(flag)")
+            }
+        }
+        var isDir: ObjCBool = false
+        if let log, FileManager.default.fileExists(atPath: log.path, isDirectory: &isDir), isDir.boolValue {
+            throw ConfigError.problem("--log \(log.path) is a folder; give a file path, e.g. --log \(log.appendingPathComponent("train.jsonl").path)")
+        }
         if !resume {
             for name in ["model.bin", "tokenizer.json"] where FileManager.default.fileExists(atPath: out.appendingPathComponent(name).path) {
                 throw ConfigError.problem("--out \(out.path) already holds \(name) (another run's, or prepared data); a new run would overwrite it — choose another --out, or pass --resume to continue that run")

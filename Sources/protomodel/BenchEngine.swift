@@ -40,6 +40,7 @@ struct BenchEngine: ParsableCommand {
                     : "--attention fused: this CPU has no AVX-512 (use auto or sgemm)")
             }
         }
+        try StageModel.checkFits(config: cfg, stage: .whole(cfg), batchSize: batchSize, slots: 1)
         let r = EngineBenchmark.run(config: cfg, batchSize: batchSize, steps: steps, warmup: warmup, profile: profile)
         if json {
             let obj: [String: Any] = [

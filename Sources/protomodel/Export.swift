@@ -23,12 +23,7 @@ struct Export: ParsableCommand {
             throw CLIError("\(runDir)/tokenizer.json has \(tok.vocabSize) tokens but the model expects \(model.config.vocabSize); the two files come from different runs")
         }
         if !raw, let why = HuggingFace.unsupported(model.config) { throw CLIError(why) }
-        // Never overwrite what export did not write.
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
-        let ours: Set<String> = ["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "protomodel_tokenizer.json"]
-        if let foreign = names.first(where: { !ours.contains($0) }) {
-            throw CLIError("\(out) holds \(foreign), which export did not write; choose an empty or new --out")
-        }
+        try HuggingFace.checkExportFolder(outDir)  // never overwrite what export did not write
         try HuggingFace.export(model, tokenizer: tok, to: outDir, bf16: bf16, raw: raw)
         let c = model.config
         print("export      \(out): \(raw ? "protomodel tensors (raw)" : "ArceeForCausalLM") d=\(c.dModel) L=\(c.nLayer) NH=\(c.nHead) V=\(c.vocabSize) T=\(c.seqLen), \(bf16 ? "bf16" : "fp32")"
@@ -63,6 +58,17 @@ struct Eval: ParsableCommand {
             m.params.copy(from: params)
         }
         let cfg = m.config, T = cfg.seqLen
+        try PreparedData.check(data)
+        // The model's own tokenizer (a run folder's, or the one an export keeps) must be the data's.
+        let dataTok = URL(fileURLWithPath: data).appendingPathComponent("tokenizer.json")
+        for name in ["tokenizer.json", "protomodel_tokenizer.json"] {
+            let url = dir.appendingPathComponent(name)
+            guard name == "protomodel_tokenizer.json" || FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.bin").path),
+                  FileManager.default.fileExists(atPath: url.path) else { continue }
+            if !(try Tokenizer.load(from: url)).isSame(as: try Tokenizer.load(from: dataTok)) {
+                throw CLIError("--model \(model) was trained with another tokenizer than \(dataTok.path) (\(url.lastPathComponent) differs): a loss on these shards would mean nothing; evaluate on the data the model was trained with")
+            }
+        }
         let shards = try Shard.list(in: URL(fileURLWithPath: data), split: "val")
         let stream = try shards.flatMap { try Shard.read($0, vocabSize: cfg.vocabSize) }
         var windows = stream.count / (T + 1)

@@ -73,7 +73,8 @@ struct Train: ParsableCommand {
         if rank == 0 {
             do {
                 try TrainingRun.checkOutputs(out: outDir, log: options.log.map { URL(fileURLWithPath: $0) }, resume: checkpoint.resume,
-                                             modelBytes: 4 * run.base.parameterCount * 2 + (1 << 20))
+                                             modelBytes: 4 * run.base.parameterCount * 2 + (1 << 20),
+                                             checkpoints: checkpoint.directory(out: options.out))
             } catch { problem = "\(error)" }
         }
         try TrainingRun.agree(link, problem, everyRankSays: false)

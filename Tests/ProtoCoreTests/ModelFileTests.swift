@@ -55,4 +55,25 @@ final class ModelFileTests: XCTestCase {
         XCTAssertThrowsError(try ModelFile.load(url)) { XCTAssert("\($0)".contains("would need") && "\($0)".contains("MiB"), "\($0)") }
         XCTAssertThrowsError(try ModelFile.load(dir.appendingPathComponent("none.bin"))) { XCTAssert("\($0)".contains("not found")) }
     }
+
+    /// Shapes whose exact byte count would overflow an Int are refused with a size, not a
+    /// trap; several stages in one process are summed; the limit is at most half the memory.
+    func testMemoryCheckSurvivesAnyShape() throws {
+        var cfg = try ModelConfig.preset("tiny")
+        XCTAssertLessThanOrEqual(StageModel.memoryLimit(), Int(ProcessInfo.processInfo.physicalMemory / 2))
+        XCTAssertNoThrow(try StageModel.checkFits(config: cfg, stage: .whole(cfg), batchSize: 8, slots: 1))
+        cfg.seqLen = 1 << 20
+        XCTAssertThrowsError(try StageModel.checkFits(config: cfg, stage: .whole(cfg), batchSize: 1 << 20, slots: 1)) {
+            XCTAssert("\($0)".contains("would need") && "\($0)".contains("e+"), "\($0)")
+        }
+        cfg = try ModelConfig.preset("tiny")
+        let one = StageModel.estimatedBytes(config: cfg, stage: .whole(cfg), batchSize: 8, slots: 2)
+        let specs = try StageSpec.stages(split: [1, 1], nLayer: cfg.nLayer)
+        let two = specs.reduce(0) { $0 + StageModel.estimatedBytes(config: cfg, stage: $1, batchSize: 8, slots: 2) }
+        XCTAssertNoThrow(try StageModel.checkFits(config: cfg, stages: specs.map { ($0, 2) }, batchSize: 8, limit: two))
+        XCTAssertThrowsError(try StageModel.checkFits(config: cfg, stages: specs.map { ($0, 2) }, batchSize: 8, limit: two - 1)) {
+            XCTAssert("\($0)".contains("these 2 stages would need"), "\($0)")
+        }
+        XCTAssertThrowsError(try StageModel.checkFits(config: cfg, stage: .whole(cfg), batchSize: 8, slots: 2, limit: one - 1))
+    }
 }

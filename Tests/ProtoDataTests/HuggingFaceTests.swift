@@ -69,6 +69,34 @@ final class HuggingFaceTests: XCTestCase {
         }
     }
 
+    /// export writes only into an empty folder or an earlier export of its own: a foreign
+    /// Hugging Face folder with the same file names is refused and left as it was.
+    func testExportFolderMustBeEmptyOrAnEarlierExport() throws {
+        let dir = try tempDir()
+        let tok = try Tokenizer.train(Array(sampleCorpus(lines: 300).utf8), vocabSize: 300)
+        let cfg = try tiny(nil)
+        let model = StageModel(config: cfg, stage: .whole(cfg), batchSize: 1)
+        XCTAssertNoThrow(try HuggingFace.checkExportFolder(dir.appendingPathComponent("new")), "a missing folder")
+        let mine = dir.appendingPathComponent("mine")
+        try HuggingFace.export(model, tokenizer: tok, to: mine, bf16: false, raw: false)
+        XCTAssertNoThrow(try HuggingFace.checkExportFolder(mine), "an earlier export may be written again")
+        try FileManager.default.removeItem(at: mine.appendingPathComponent("protomodel_tokenizer.json"))
+        XCTAssertNoThrow(try HuggingFace.checkExportFolder(mine), "an interrupted export (model.safetensors first) too")
+
+        let foreign = dir.appendingPathComponent("foreign")
+        try FileManager.default.createDirectory(at: foreign, withIntermediateDirectories: true)
+        try Data(#"{"model_type":"llama","hidden_size":4096}"#.utf8).write(to: foreign.appendingPathComponent("config.json"))
+        XCTAssertThrowsError(try HuggingFace.checkExportFolder(foreign)) { XCTAssert("\($0)".contains("not an earlier protomodel export"), "\($0)") }
+        let other = try HuggingFace.safetensors([("w", [2], [1, 2])], bf16: false, metadata: ["format": "pt"])
+        try other.write(to: foreign.appendingPathComponent("model.safetensors"))
+        XCTAssertThrowsError(try HuggingFace.checkExportFolder(foreign)) { XCTAssert("\($0)".contains("written by another program"), "\($0)") }
+        try Data("W".utf8).write(to: foreign.appendingPathComponent("model.safetensors"))
+        XCTAssertThrowsError(try HuggingFace.checkExportFolder(foreign))
+        try Data("keep".utf8).write(to: mine.appendingPathComponent("notes.txt"))
+        XCTAssertThrowsError(try HuggingFace.checkExportFolder(mine)) { XCTAssert("\($0)".contains("holds notes.txt, which export did not write"), "\($0)") }
+        XCTAssertEqual(try Data(contentsOf: foreign.appendingPathComponent("config.json")), Data(#"{"model_type":"llama","hidden_size":4096}"#.utf8))
+    }
+
     func testSafetensorsAndConfigsAreChecked() throws {
         let dir = try tempDir()
         let t: [(name: String, shape: [Int], values: [Float])] = [("a", [2, 3], [1, 2, 3, 4, 5, 6]), ("b", [2], [7, 8])]

@@ -116,6 +116,37 @@ final class DatasetBuilderTests: XCTestCase {
         XCTAssertGreaterThan(st.valTokens, st.trainTokens / 20)
     }
 
+    /// A prepared folder that no longer matches its meta.json is refused before training: a
+    /// train shard deleted, a val shard from elsewhere, another tokenizer of the same size.
+    func testDataMustMatchItsMeta() throws {
+        let dir = try tempDir()
+        let corpus = dir.appendingPathComponent("corpus.txt")
+        try Data(sampleCorpus().utf8).write(to: corpus)
+        let out = dir.appendingPathComponent("ds").path
+        _ = try DatasetBuilder.build(input: corpus.path, out: out, vocabSize: 320, valEvery: 10, shardTokens: 20_000)
+        XCTAssertNoThrow(try PreparedData.check(out))
+        let fm = FileManager.default
+        let train = try Shard.list(in: URL(fileURLWithPath: out), split: "train")
+        let moved = dir.appendingPathComponent("moved.bin")
+        try fm.moveItem(at: train[1], to: moved)
+        XCTAssertThrowsError(try PreparedData.check(out)) { XCTAssert("\($0)".contains("train_*.bin shards hold") && "\($0)".contains("prepare"), "\($0)") }
+        try fm.moveItem(at: moved, to: train[1])
+        XCTAssertNoThrow(try PreparedData.check(out))
+        let val = URL(fileURLWithPath: out + "/val_000.bin")
+        let valData = try Data(contentsOf: val)
+        try Shard.write([1, 2, 3], to: val)
+        XCTAssertThrowsError(try PreparedData.check(out)) { XCTAssert("\($0)".contains("val tokens"), "\($0)") }
+        try valData.write(to: val)
+        // Another tokenizer with the same vocabulary size.
+        let other = dir.appendingPathComponent("other.txt")
+        try Data(String(sampleCorpus().reversed()).utf8).write(to: other)
+        _ = try DatasetBuilder.build(input: other.path, out: dir.appendingPathComponent("ds2").path, vocabSize: 320, valEvery: 10, shardTokens: 20_000)
+        let tokURL = URL(fileURLWithPath: out + "/tokenizer.json")
+        try fm.removeItem(at: tokURL)
+        try fm.copyItem(at: dir.appendingPathComponent("ds2/tokenizer.json"), to: tokURL)
+        XCTAssertThrowsError(try PreparedData.check(out)) { XCTAssert("\($0)".contains("not the tokenizer the shards"), "\($0)") }
+    }
+
     func testFailureLeavesPreviousDatasetIntact() throws {
         let dir = try tempDir()
         let corpus = dir.appendingPathComponent("corpus.txt")

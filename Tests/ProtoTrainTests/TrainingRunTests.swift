@@ -200,6 +200,22 @@ final class TrainingRunTests: XCTestCase {
             XCTAssert("\($0)".contains("already holds a log"), "\($0)")
         }
         XCTAssertEqual(try String(contentsOf: log, encoding: .utf8), "{}\n", "the log is untouched")
+        // A folder given as --log, and prepared data as --out or --checkpoint-dir (resumed or not).
+        XCTAssertThrowsError(try TrainingRun.checkOutputs(out: out, log: work, resume: true, modelBytes: 0)) {
+            XCTAssert("\($0)".contains("is a folder; give a file path"), "\($0)")
+        }
+        let data = work.appendingPathComponent("data")
+        try FileManager.default.createDirectory(at: data, withIntermediateDirectories: true)
+        for name in ["meta.json", "tokenizer.json", "train_000.bin"] { try Data("x".utf8).write(to: data.appendingPathComponent(name)) }
+        for resume in [false, true] {
+            XCTAssertThrowsError(try TrainingRun.checkOutputs(out: out, log: nil, resume: resume, modelBytes: 0, checkpoints: data)) {
+                XCTAssert("\($0)".contains("--checkpoint-dir \(data.path) holds prepared data"), "\($0)")
+            }
+            XCTAssertThrowsError(try TrainingRun.checkOutputs(out: data, log: nil, resume: resume, modelBytes: 0)) {
+                XCTAssert("\($0)".contains("--out \(data.path) holds prepared data"), "\($0)")
+            }
+        }
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: data.path).sorted(), ["meta.json", "tokenizer.json", "train_000.bin"])
         let unmade = work.appendingPathComponent("never")
         XCTAssertThrowsError(try TrainingRun.checkOutputs(out: unmade, log: log, resume: false, modelBytes: 0))
         XCTAssertFalse(FileManager.default.fileExists(atPath: unmade.path), "a refused run leaves no folder behind")

@@ -90,13 +90,51 @@ public final class StageModel {
         return 4 * (4 * params + max(1, slots) * StageActivations.floats(c, s, B: B) + StageScratch.floats(c, s, B: B))
     }
 
-    /// Throws when `estimatedBytes` exceeds `limit` (default: half the machine's memory).
-    public static func checkFits(config c: ModelConfig, stage s: StageSpec, batchSize B: Int, slots: Int,
-                                 limit: Int = Int(ProcessInfo.processInfo.physicalMemory / 2)) throws {
-        let need = estimatedBytes(config: c, stage: s, batchSize: B, slots: slots)
-        guard need <= limit else {
-            throw ConfigError.problem("this stage would need \(need >> 20) MiB (parameters, optimizer state and activations for B=\(B), T=\(c.seqLen)); the limit here is \(limit >> 20) MiB — use a smaller model, --batch-size or --seq-len, or more stages")
+    /// The same estimate in floating point (no overflow for any shape), for refusing shapes
+    /// whose exact count would not fit an Int.
+    static func roughBytes(config c: ModelConfig, stage s: StageSpec, batchSize B: Int, slots: Int) -> Double {
+        let b = Double(B), t = Double(c.seqLen), d = Double(c.dModel), h = Double(c.mlpHidden), v = Double(c.vocabSize)
+        let layers = Double(s.layers.count), n = b * t
+        let params = 2 * v * d + layers * (4 * d * d + 2 * d * h + 2 * v * d)
+        let acts = n * d * 20 + layers * (n * (12 * d + 3 * h) + 2 * b * Double(c.nHead) * t * t) + n * v * 2
+        return 4 * (4 * params + Double(max(1, slots) + 1) * acts)
+    }
+
+    /// Bytes this process may still allocate: half the machine's memory, and no more than
+    /// 90 % of the address space left under a `ulimit -v` (RLIMIT_AS), when one is set.
+    public static func memoryLimit() -> Int {
+        var limit = Int(ProcessInfo.processInfo.physicalMemory / 2)
+        var rl = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &rl) == 0, rl.rlim_cur != rlim_t.max {  // RLIM_INFINITY
+            // Virtual size now: the first field of /proc/self/statm, in pages (Linux; 0 elsewhere).
+            let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+            let pages: Int = statm.split(separator: " ").first.flatMap { Int(String($0)) } ?? 0
+            let used = pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+            let cap: UInt64 = min(UInt64(rl.rlim_cur), UInt64(Int.max))
+            let room = Int(cap) - used
+            limit = min(limit, max(0, room / 10 * 9))
         }
+        return limit
+    }
+
+    /// Throws when the stages one process holds (each with its micro-batch slots) would need
+    /// more than `limit` bytes (default `memoryLimit()`), naming the size and the fix.
+    public static func checkFits(config c: ModelConfig, stages: [(stage: StageSpec, slots: Int)], batchSize B: Int,
+                                 limit: Int = memoryLimit()) throws {
+        let what = stages.count == 1 ? "this stage" : "these \(stages.count) stages"
+        func refuse(_ mib: String) -> ConfigError {
+            ConfigError.problem("\(what) would need \(mib) MiB (parameters, optimizer state and activations for B=\(B), T=\(c.seqLen)); the limit here is \(limit >> 20) MiB (half the memory, or what `ulimit -v` leaves) — use a smaller model, --batch-size or --seq-len, or more stages")
+        }
+        let rough = stages.reduce(0.0) { $0 + roughBytes(config: c, stage: $1.stage, batchSize: B, slots: $1.slots) }
+        guard rough <= 1e17 else { throw refuse(String(format: "%.3g", rough / 1048576)) }
+        let need = stages.reduce(0) { $0 + estimatedBytes(config: c, stage: $1.stage, batchSize: B, slots: $1.slots) }
+        guard need <= limit else { throw refuse("\(need >> 20)") }
+    }
+
+    /// Throws when `estimatedBytes` of one stage exceeds `limit` (default `memoryLimit()`).
+    public static func checkFits(config c: ModelConfig, stage s: StageSpec, batchSize B: Int, slots: Int,
+                                 limit: Int = memoryLimit()) throws {
+        try checkFits(config: c, stages: [(s, slots)], batchSize: B, limit: limit)
     }
 
     /// Allocates the stage and initialises its weights from `config.seed`. Each tensor's
