@@ -362,5 +362,25 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$msg" | grep -q -- "--seed 5 and --
 else
   echo "mpi-checks: FAIL converge --seed with --seeds: exit $rc (124 = hung): $msg" >&2; fail=1
 fi
+# bench-engine --profile --json is one JSON object (the profile inside it), and a shape too
+# large for memory is refused with its size instead of crashing in the allocator.
+json_ok=0; $BIN bench-engine --preset tiny --steps 2 --warmup 0 --profile --json 2>&1 \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["profile"] and "fwd_ms" in d["profile"][0]' 2>/dev/null || json_ok=$?
+rc=0; msg=$( (ulimit -v 3000000; $BIN bench-engine --preset tiny --steps 2 --batch-size 1048576 2>&1) ) || rc=$?
+if [ $json_ok -eq 0 ] && [ $rc -eq 1 ] && echo "$msg" | grep -q "would need"; then
+  echo "mpi-checks: ok   bench-engine: --profile --json parses; $(echo "$msg" | head -1 | cut -c1-80)…"
+else
+  echo "mpi-checks: FAIL bench-engine --profile --json or the memory refusal: $msg" >&2; fail=1
+fi
+# Variant lists that would give wrong tables are refused up front: --seeds without dense (the
+# gaps would be NaN), the same variant twice (one run listed twice).
+for bad in "--seeds 1,2 --variants int8|add dense to --variants" "--variants dense,int8,dense|names dense twice"; do
+  rc=0; msg=$(timeout 60 $BIN converge "${conv[@]}" ${bad%%|*} 2>&1) || rc=$?
+  if [ $rc -ne 0 ] && [ $rc -ne 124 ] && echo "$msg" | grep -q -- "${bad##*|}"; then
+    echo "mpi-checks: ok   converge ${bad%%|*}: $(echo "$msg" | head -1)"
+  else
+    echo "mpi-checks: FAIL converge ${bad%%|*}: exit $rc: $msg" >&2; fail=1
+  fi
+done
 PROTOMODEL_MAX_MESSAGE_BYTES=12 expect_error bad-message-limit "PROTOMODEL_MAX_MESSAGE_BYTES='12'" 2 --steps 2
 exit $fail

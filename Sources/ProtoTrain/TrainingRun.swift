@@ -83,7 +83,7 @@ public struct LoadedData {
                                  seqLen: cfg.seqLen, batchSize: tc.batchSize, seed: 0, shuffle: false)
         let vb = val.fixedBatches(valMicrobatches)
         guard vb.count == valMicrobatches else {
-            throw DataError.tooSmall(path: dir, problem: "its validation data has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(valMicrobatches) needed; lower --eval-batches or --batch-size")
+            throw DataError.tooSmall(path: dir, problem: "its validation data has \(vb.count) micro-batches of \(tc.batchSize)×\(cfg.seqLen + 1) tokens, \(valMicrobatches) needed; lower --eval-batches, --batch-size or --seq-len, or prepare more data")
         }
         let tokBytes = try FileIO.read(url.appendingPathComponent("tokenizer.json"))
         let shardIDs = trainShards.map { u -> String in
@@ -203,7 +203,7 @@ public final class TrainingRun {
         do {
             try cfg.validate()
             guard S >= 1, link.size % S == 0 else {
-                throw ConfigError.invalid(field: "stages", reason: "\(S) does not divide the \(link.size) ranks; run stages × replicas ranks (e.g. -np \(S * max(1, link.size / max(S, 1)))")
+                throw ConfigError.invalid(field: "stages", reason: "\(S) does not divide the \(link.size) ranks; run stages × replicas ranks (e.g. -np \(S * max(1, link.size / max(S, 1))))")
             }
             let R = link.size / S
             guard settings.replicaSyncEvery == 1 || R > 1 else {

@@ -42,23 +42,8 @@ struct BenchEngine: ParsableCommand {
         }
         try StageModel.checkFits(config: cfg, stage: .whole(cfg), batchSize: batchSize, slots: 1)
         let r = EngineBenchmark.run(config: cfg, batchSize: batchSize, steps: steps, warmup: warmup, profile: profile)
-        if json {
-            let obj: [String: Any] = [
-                "engine": "protomodel", "threads": threading.threads, "tokens_per_s": r.tokensPerSecond,
-                "ms_per_step": r.msPerStep, "attention": AttentionKernel.usesAMX(headSize: hs) ? "amx" : AttentionKernel.usesFused(headSize: hs) ? "fused" : "sgemm", "matmul": threading.matmul.rawValue, "bf16_kernel": threading.matmul == .bf16 ? MatmulPrecision.bf16Kernel?.rawValue ?? "" : "", "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
-                "params": cfg.parameterCount, "loss_first": r.firstLoss, "loss_last": r.lastLoss]
-            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
-            print(String(decoding: data, as: UTF8.self))
-        } else {
-            print("config      d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) B=\(batchSize) params=\(cfg.parameterCount)")
-            print("threads     \(threading.threads) (\(BLAS.configString))")
-            print("attention   \(AttentionKernel.label(headSize: hs))")
-            print("matmul      \(threading.matmul == .bf16 ? "\(MatmulPrecision.current.label) (linear layers\(AttentionKernel.usesAMX(headSize: hs) ? " and attention" : ""); fp32 sums)" : "fp32 sgemm")")
-            print(String(format: "speed       %.0f tokens/s   %.1f ms/step   %.1f GFLOP/s achieved", r.tokensPerSecond, r.msPerStep, r.gflops))
-            print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
-                         r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))
-            print(String(format: "loss        %.4f -> %.4f over %d steps", r.firstLoss, r.lastLoss, steps + warmup))
-        }
+        // Per kernel (--profile): ms per step forward/backward, share of the step, and GFLOP/s of the matrix products.
+        var rows: [(kernel: String, fwdMs: Double, bwdMs: Double, share: Double, product: Bool, fwdGflops: Double?, bwdGflops: Double?)] = []
         if let p = r.profile {
             // Matmul FLOPs per step of each kernel (forward; backward does twice as many).
             let N = Double(batchSize * cfg.seqLen), C = Double(cfg.dModel), H = Double(cfg.mlpHidden), L = Double(cfg.nLayer)
@@ -66,17 +51,47 @@ struct BenchEngine: ParsableCommand {
             let flops: [KernelProfile.Kernel: Double] = [
                 .qkv: 2 * N * C * 3 * C * L, .attention: 2 * 2 * N * C * (T + 1) / 2 * L, .attnProj: 2 * N * C * C * L,
                 .fc: 2 * N * C * H * L, .fcProj: 2 * N * H * C * L, .head: 2 * N * C * V]
-            let total = p.rows.reduce(0) { $0 + $1.forward + $1.backward }
-            let step = r.msPerStep / 1000
-            print(String(format: "\nprofile     %d steps, %.1f ms/step measured, %.1f ms/step inside kernels (the rest: zero-grad, norm, loop)", steps, r.msPerStep, total / Double(steps) * 1000))
-            print("| kernel | fwd ms/step | bwd ms/step | share of step | fwd GFLOP/s | bwd GFLOP/s |")
-            print("|---|---|---|---|---|---|")
             for row in p.rows {
                 let f = row.forward / Double(steps), b = row.backward / Double(steps)
-                let gf = flops[row.kernel].map { f > 0 ? String(format: "%.0f", $0 / f / 1e9) : "–" } ?? ""
-                let gb = flops[row.kernel].map { b > 0 ? String(format: "%.0f", 2 * $0 / b / 1e9) : "–" } ?? ""
-                print(String(format: "| %@ | %.2f | %.2f | %.1f%% | %@ | %@ |", row.kernel.rawValue, f * 1000, b * 1000, 100 * (f + b) / step, gf, gb))
+                rows.append((row.kernel.rawValue, f * 1000, b * 1000, 100 * (f + b) / (r.msPerStep / 1000), flops[row.kernel] != nil,
+                             flops[row.kernel].flatMap { f > 0 ? $0 / f / 1e9 : nil }, flops[row.kernel].flatMap { b > 0 ? 2 * $0 / b / 1e9 : nil }))
             }
+        }
+        let insideMs = (r.profile?.rows.reduce(0) { $0 + $1.forward + $1.backward } ?? 0) / Double(steps) * 1000
+        if json {
+            var obj: [String: Any] = [
+                "engine": "protomodel", "threads": threading.threads, "tokens_per_s": r.tokensPerSecond,
+                "ms_per_step": r.msPerStep, "attention": AttentionKernel.usesAMX(headSize: hs) ? "amx" : AttentionKernel.usesFused(headSize: hs) ? "fused" : "sgemm", "matmul": threading.matmul.rawValue, "bf16_kernel": threading.matmul == .bf16 ? MatmulPrecision.bf16Kernel?.rawValue ?? "" : "", "gflops": r.gflops, "sgemm_gflops": r.sgemmGflops,
+                "params": cfg.parameterCount, "loss_first": r.firstLoss, "loss_last": r.lastLoss]
+            if r.profile != nil {
+                obj["profile_ms_inside_kernels"] = insideMs
+                obj["profile"] = rows.map { row -> [String: Any] in
+                    var o: [String: Any] = ["kernel": row.kernel, "fwd_ms": row.fwdMs, "bwd_ms": row.bwdMs, "share_percent": row.share]
+                    if let g = row.fwdGflops { o["fwd_gflops"] = g }
+                    if let g = row.bwdGflops { o["bwd_gflops"] = g }
+                    return o
+                }
+            }
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        print("config      d=\(cfg.dModel) L=\(cfg.nLayer) NH=\(cfg.nHead) T=\(cfg.seqLen) V=\(cfg.vocabSize) B=\(batchSize) params=\(cfg.parameterCount)")
+        print("threads     \(threading.threads) (\(BLAS.configString))")
+        print("attention   \(AttentionKernel.label(headSize: hs))")
+        print("matmul      \(threading.matmul == .bf16 ? "\(MatmulPrecision.current.label) (linear layers\(AttentionKernel.usesAMX(headSize: hs) ? " and attention" : ""); fp32 sums)" : "fp32 sgemm")")
+        print(String(format: "speed       %.0f tokens/s   %.1f ms/step   %.1f GFLOP/s achieved", r.tokensPerSecond, r.msPerStep, r.gflops))
+        print(String(format: "sgemm peak  %.1f GFLOP/s on (%d×%d)·(%d×%d); model reaches %.0f%% of it",
+                     r.sgemmGflops, batchSize * cfg.seqLen, cfg.dModel, cfg.dModel, cfg.mlpHidden, 100 * r.gflops / r.sgemmGflops))
+        print(String(format: "loss        %.4f -> %.4f over %d steps", r.firstLoss, r.lastLoss, steps + warmup))
+        guard r.profile != nil else { return }
+        print(String(format: "\nprofile     %d steps, %.1f ms/step measured, %.1f ms/step inside kernels (the rest: zero-grad, norm, loop)", steps, r.msPerStep, insideMs))
+        print("| kernel | fwd ms/step | bwd ms/step | share of step | fwd GFLOP/s | bwd GFLOP/s |")
+        print("|---|---|---|---|---|---|")
+        for row in rows {
+            // A matrix product with no time in one direction shows "–"; other kernels leave the columns empty.
+            func g(_ v: Double?) -> String { v.map { String(format: "%.0f", $0) } ?? (row.product ? "–" : "") }
+            print(String(format: "| %@ | %.2f | %.2f | %.1f%% | %@ | %@ |", row.kernel, row.fwdMs, row.bwdMs, row.share, g(row.fwdGflops), g(row.bwdGflops)))
         }
     }
 }

@@ -55,7 +55,10 @@ struct Converge: ParsableCommand {
         if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
         if fresh && storedOnly { throw ValidationError("--fresh retrains and --stored-only trains nothing: give one of them") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
-        _ = try specs()
+        let variants = try specs()
+        if try seedList() != nil, Variant.referenceIndex(variants) == nil {
+            throw ValidationError("--seeds reports each variant's gap to dense from the same seed; add dense to --variants")
+        }
         if try seedList() != nil, let seed = model.seed {
             throw ValidationError("--seed \(seed) and --seeds together: --seeds sets the seed of every run; drop --seed (or add \(seed) to the --seeds list)")
         }
@@ -63,7 +66,7 @@ struct Converge: ParsableCommand {
 
     func seedList() throws -> [UInt64]? {
         guard let seeds else { return nil }
-        let parts = seeds.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let parts = seeds.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         let values = parts.compactMap { UInt64($0) }
         guard !parts.isEmpty, values.count == parts.count, Set(values).count == values.count else {
             throw ValidationError("--seeds '\(seeds)' must be distinct whole numbers separated by commas, e.g. 1337,2,3")
@@ -74,7 +77,14 @@ struct Converge: ParsableCommand {
     func specs() throws -> [Variant] {
         let words = variants.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         guard !words.isEmpty else { throw ValidationError("--variants is empty; give e.g. dense,int8,subspace:16") }
-        do { return try words.map(Variant.parse) } catch { throw ValidationError("--variants: \(error)") }
+        let variants: [Variant]
+        do { variants = try words.map(Variant.parse) } catch { throw ValidationError("--variants: \(error)") }
+        // The same variant twice (also spelled two ways) would be one run listed twice.
+        var seen: Set<String> = []
+        for v in variants where !seen.insert(v.description).inserted {
+            throw ValidationError("--variants names \(v.description) twice; give each variant once")
+        }
+        return variants
     }
 
     func run() throws {
@@ -166,7 +176,13 @@ struct Converge: ParsableCommand {
             let fp = String(Digest.sha256(Data(parts.joined(separator: "|").utf8)).prefix(16))
             let file = runsDir.appendingPathComponent(variant.description.replacingOccurrences(of: ":", with: "_").replacingOccurrences(of: "+", with: "_") + ".json")
             used.insert(file.lastPathComponent)
-            if !fresh, let data = try? Data(contentsOf: file), let old = try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: data) {
+            let stored = fresh ? nil : try? Data(contentsOf: file)
+            let old = stored.flatMap { try? ConvergenceResult.jsonDecoder().decode(ConvergenceResult.self, from: $0) }
+            if stored != nil && old == nil {
+                if storedOnly { throw CLIError("--stored-only: \(file.path) is not a readable run (damaged or from another protomodel); run without --stored-only to retrain it") }
+                print("[\(i + 1)/\(specs.count)] \(label): \(file.path) is not a readable run (damaged?); retraining replaces it")
+            }
+            if let old {
                 if old.fingerprint == fp {
                     print(String(format: "[%d/%d] %@: reused %@ (val %.4f)", i + 1, specs.count, label, file.path, old.finalValidation ?? .nan))
                     results.append(old)

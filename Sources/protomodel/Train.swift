@@ -47,6 +47,12 @@ struct Train: ParsableCommand {
             do { initial = try HuggingFace.load(URL(fileURLWithPath: dir)) } catch { problem = "rank \(rank): \(error)" }
             try TrainingRun.agree(link, problem, everyRankSays: true)
             if let loaded = initial {
+                try agreedCheck(rank: rank) {
+                    let tokURL = URL(fileURLWithPath: options.data).appendingPathComponent("tokenizer.json")
+                    if let t = try? Tokenizer.load(from: tokURL), t.vocabSize != loaded.config.vocabSize {
+                        throw CLIError("--init-from \(dir): the model has a vocabulary of \(loaded.config.vocabSize) tokens but \(tokURL.path) has \(t.vocabSize); continue it on the data it was trained with (--data)")
+                    }
+                }
                 var base = loaded.config
                 base.subspace = nil; base.projector = nil
                 settings.model = base

@@ -38,7 +38,7 @@ public struct StageSpec: Codable, Equatable, Sendable {
     /// take the remainder (the last stage also carries the LM head).
     public static func evenSplit(nLayer: Int, stages: Int) throws -> [Int] {
         guard stages >= 1, stages <= nLayer else {
-            throw ConfigError.problem("\(stages) stages for \(nLayer) layers; need 1 ≤ stages ≤ n-layer (use fewer ranks or a deeper model)")
+            throw ConfigError.problem("\(stages) stages for \(nLayer) layers; need 1 ≤ stages ≤ n-layer (fewer stages — fewer ranks, or a smaller --stages — or a deeper model)")
         }
         return (0..<stages).map { nLayer / stages + ($0 < nLayer % stages ? 1 : 0) }
     }
