@@ -261,6 +261,10 @@ expect_error out-is-data "holds prepared data" 2 --steps 1 --out data/kjv
 expect_error ckpt-is-data "checkpoint-dir data/kjv holds prepared data" 2 --steps 1 --checkpoint-dir data/kjv --resume
 expect_error log-is-folder "is a folder; give a file path" 2 --steps 1 --log "$OUT"
 expect_error log-exists "already holds a log" 2 --steps 1 --log "$OUT/np1.jsonl"
+# A flag may refine the codec word, never contradict it; a lever must act on the model.
+expect_error codec-vs-rank "--rank-k 4 contradicts --codec subspace:8" 2 --steps 1 --codec subspace:8 --rank-k 4
+expect_error codec-vs-efixed "--efixed-std 3.0 contradicts" 2 --steps 1 --codec subspace:8+efixed=2 --efixed-std 3
+expect_error efixed-on-dense "has no E_fixed" 2 --steps 1 --codec dense+efixed=2
 [ -s "$OUT/np1.jsonl" ] && cmp -s data/kjv/tokenizer.json "$OUT/otherdata/tokenizer.json" \
   && echo "mpi-checks: ok   the refused runs left the model, the log and the data as they were" \
   || { echo "mpi-checks: FAIL a refused run changed what it found" >&2; fail=1; }

@@ -63,6 +63,9 @@ public struct Variant: Equatable, Sendable, CustomStringConvertible {
     /// The model this variant trains: `base` with the levers and the codec's shape applied.
     public func config(_ base: ModelConfig, split: [Int]) throws -> ModelConfig {
         var c = base
+        if efixed != nil && spec.kind != .subspace && spec.kind != .projector {
+            throw ConfigError.problem("'\(description)': +efixed applies to subspace and projector models only (a \(spec.kind.rawValue) model has no E_fixed)")
+        }
         if let e = efixed { c.fixedEmbeddingStd = e }
         if norm { c.sublayerNorm = true }
         if layerEmbedding { c.layerEmbedding = true }

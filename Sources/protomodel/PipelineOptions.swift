@@ -60,6 +60,22 @@ struct CodecOptions: ParsableArguments {
     var link: String = "off"
 
     /// The codec word (with any model levers, e.g. subspace:16:int8+efixed=1+norm) and the flags that refine it.
+    /// Also refuses a model flag that contradicts a lever of the word (`model`'s --efixed-std,
+    /// --mlp-hidden, against +efixed=, +mlp=).
+    func choice(model: ModelOptions) throws -> Variant {
+        let v = try choice()
+        if let e = model.efixedStd, let w = v.efixed, e != w {
+            throw ValidationError("--efixed-std \(e) contradicts --codec \(codec) (efixed=\(w)); give the scale once")
+        }
+        if let h = model.mlpHidden, let m = v.mlp {
+            if case .width(let w) = m, w == h {} else { throw ValidationError("--mlp-hidden \(h) contradicts --codec \(codec) (its +mlp lever); give the width once") }
+        }
+        if model.efixedStd != nil && v.spec.kind != .subspace && v.spec.kind != .projector {
+            throw ValidationError("--efixed-std only applies to subspace and projector models (a \(v.spec.kind.rawValue) model has no E_fixed)")
+        }
+        return v
+    }
+
     func choice() throws -> Variant {
         var v = try Variant.parse(codec)
         var c = v.spec
@@ -69,6 +85,10 @@ struct CodecOptions: ParsableArguments {
         }
         if subspaceMode != nil && c.kind != .subspace { throw ValidationError("--subspace-mode only applies with --codec subspace (the codec is \(c.kind.rawValue))") }
         if c.kind != .topk, topkFraction != nil { throw ValidationError("--topk-fraction only applies with --codec topk") }
+        // A flag refines the word; it may not contradict what the word already says.
+        if let k = rankK, let w = c.rankK, k != w { throw ValidationError("--rank-k \(k) contradicts --codec \(codec) (k=\(w)); give k once") }
+        if let f = coords, c.coords != .fp32, f != c.coords { throw ValidationError("--coords \(f.rawValue) contradicts --codec \(codec) (\(c.coords.rawValue)); give the format once") }
+        if let f = gradCoords, let w = c.gradCoords, f != w { throw ValidationError("--grad-coords \(f.rawValue) contradicts --codec \(codec) (bwd=\(w.rawValue)); give the format once") }
         if let k = rankK { c.rankK = k }
         if let m = subspaceMode { c.mode = m }
         if let f = coords { c.coords = f }

@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
             try threading.apply()
             try checkpoint.validate(ranks: size)
             if initFrom != nil && checkpoint.resume { throw CLIError("--init-from starts a new run; --resume continues one from its checkpoints — use one of them") }
-            let c = try codec.choice()
+            let c = try codec.choice(model: model)
             let s = try runSettings(model: model, options: options, pipeline: pipeline, threading: threading,
                                     extra: ["\(c)", codec.link, "\(checkpoint)", initFrom ?? ""])
             return (c, s)

@@ -182,6 +182,10 @@ final class CoordinateFormatTests: XCTestCase {
         XCTAssertLessThan(abs(vc.parameterCount - cfg.parameterCount), vc.nLayer * (cfg.dModel + 4) * 16, "MLP widened to the dense parameter count")
         XCTAssertGreaterThan(vc.mlpHidden, cfg.mlpHidden)
         for bad in ["dense+foo", "subspace:4+efixed=-1", "int8+mlp=x"] { XCTAssertThrowsError(try Variant.parse(bad), bad) }
+        // E_fixed exists in subspace and projector models only: the lever elsewhere is refused, not ignored.
+        for w in ["dense+efixed=2", "int8+efixed=1"] {
+            XCTAssertThrowsError(try Variant.parse(w).config(cfg, split: [1, 1, 1, 1]), w) { XCTAssert("\($0)".contains("has no E_fixed"), "\($0)") }
+        }
     }
 }
 
