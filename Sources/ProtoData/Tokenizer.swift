@@ -57,7 +57,20 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
-    /// Decoded text; invalid UTF-8 sequences become U+FFFD.
+    /// The length of the longest prefix of `bytes` that does not end inside a multi-byte UTF-8
+    /// character (for writing decoded text as it is generated; invalid bytes count as whole).
+    public static func completeUTF8Prefix(_ bytes: [UInt8]) -> Int {
+        // Look back at most 3 bytes for the lead byte of an unfinished character.
+        guard !bytes.isEmpty else { return 0 }
+        for back in 1...min(3, bytes.count) {
+            let b = bytes[bytes.count - back]
+            if b & 0xC0 == 0x80 { continue }  // a continuation byte: keep looking
+            let need = b >= 0xF8 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 1  // 0xF8… never lead
+            return need > back ? bytes.count - back : bytes.count
+        }
+        return bytes.count
+    }
+
     public func decodeText(_ tokens: [UInt16]) -> String { String(decoding: decode(tokens), as: UTF8.self) }
 
     private func encodeChunk(_ chunk: [UInt8]) -> [UInt16] {

@@ -29,8 +29,17 @@ struct Sample: ParsableCommand {
             throw CLIError("\(runDir)/tokenizer.json has \(tok.vocabSize) tokens but the model expects \(model.config.vocabSize); the two files come from different runs")
         }
         let ids = tok.encode(prompt).map { Int32($0) }
-        let out = Sampler.generate(model, prompt: ids, count: tokens,
-                                   config: SamplingConfig(temperature: temperature, topK: topK, seed: seed))
-        print(prompt + tok.decodeText(out.map { UInt16($0) }))
+        // The text appears as it is generated: each token's bytes go out once they end a whole
+        // UTF-8 character (a character may span tokens).
+        var pending: [UInt8] = []
+        func emit(_ bytes: [UInt8]) { FileHandle.standardOutput.write(Data(String(decoding: bytes, as: UTF8.self).utf8)) }
+        emit(Array(prompt.utf8))
+        _ = Sampler.generate(model, prompt: ids, count: tokens,
+                             config: SamplingConfig(temperature: temperature, topK: topK, seed: seed)) { t in
+            pending += tok.decode([UInt16(t)])
+            let whole = Tokenizer.completeUTF8Prefix(pending)
+            if whole > 0 { emit(Array(pending[..<whole])); pending.removeFirst(whole) }
+        }
+        emit(pending + [0x0A])
     }
 }

@@ -67,4 +67,17 @@ final class TokenizerTests: XCTestCase {
             XCTAssert("\($0)".contains("not found"))
         }
     }
+
+    /// Streaming output splits bytes only between whole UTF-8 characters.
+    func testCompleteUTF8Prefix() {
+        let text = Array("a½€😀".utf8)  // 1, 2, 3 and 4 bytes
+        XCTAssertEqual(Tokenizer.completeUTF8Prefix([]), 0)
+        XCTAssertEqual(Tokenizer.completeUTF8Prefix(text), text.count)
+        for cut in 0...text.count {
+            let n = Tokenizer.completeUTF8Prefix(Array(text[..<cut]))
+            XCTAssertEqual(String(decoding: text[..<n], as: UTF8.self).utf8.count, n, "cut \(cut): no partial character")
+            XCTAssert([0, 1, 3, 6, 10].contains(n) && n <= cut && cut - n < 4, "cut \(cut) → \(n)")
+        }
+        XCTAssertEqual(Tokenizer.completeUTF8Prefix([0x61, 0xFF]), 2, "an invalid byte counts as whole")
+    }
 }
