@@ -38,6 +38,10 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Draw the plots of an earlier run again from DIR/results.json (into DIR), without training.", valueName: "DIR"))
     var replot: String?
 
+    mutating func validate() throws {
+        if options.outFolder != nil { throw ValidationError("bench writes its results into --bench-out (and --log); --out belongs to train") }
+    }
+
     func run() throws {
         if let dir = replot {
             let url = URL(fileURLWithPath: dir)

@@ -53,6 +53,9 @@ struct Converge: ParsableCommand {
 
     mutating func validate() throws {
         if stages < 1 { throw ValidationError("--stages \(stages) must be at least 1") }
+        if options.outFolder != nil || options.log != nil {
+            throw ValidationError("converge writes its tables, plots and runs into --bench-out; --out and --log belong to train")
+        }
         if fresh && storedOnly { throw ValidationError("--fresh retrains and --stored-only trains nothing: give one of them") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
         let variants = try specs()

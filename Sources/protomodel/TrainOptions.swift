@@ -17,7 +17,9 @@ struct TrainOptions: ParsableArguments {
     @Option(name: .customLong("eval-every"), help: "Validation loss every N steps (0: only at the end; default 50 for train, 20 for bench).") var evalEvery: Int?
     @Option(name: .customLong("eval-batches"), help: "Micro-batches in the fixed validation slice.") var evalBatches: Int = 8
     @Option(help: "Write JSON Lines here: a header line, then one object per step.") var log: String?
-    @Option(help: "Folder for the trained model (model.bin) and its tokenizer.") var out: String = "runs/latest"
+    @Option(name: .customLong("out"), help: "Folder for the trained model (model.bin) and its tokenizer (default: runs/latest; train only).") var outFolder: String?
+    /// The run folder: --out, or runs/latest.
+    var out: String { outFolder ?? "runs/latest" }
 
     /// The run's optimisation settings; the arguments are this command's defaults.
     func trainConfig(steps defaultSteps: Int = 300, batchSize defaultB: Int = 4, microbatches defaultM: Int = 8) throws -> TrainConfig {
