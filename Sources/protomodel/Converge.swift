@@ -161,7 +161,13 @@ struct Converge: ParsableCommand {
     func runSeed(_ cfg: ModelConfig, out: URL, specs: [Variant], tc: TrainConfig, layers: [Int], trainShards: [URL],
                  dataID: String, val: [Microbatch], evalEvery: Int, caption: String) throws -> [ConvergenceRow] {
         let runsDir = out.appendingPathComponent("runs")
-        try AtomicFile.makeFolder(runsDir)
+        if storedOnly {
+            guard FileManager.default.fileExists(atPath: runsDir.path) else {
+                throw CLIError("--stored-only: \(runsDir.path) does not exist (no stored runs there); check --bench-out\(cfg.seed != 1337 ? " and --seeds" : "")")
+            }
+        } else {
+            try AtomicFile.makeFolder(runsDir)
+        }
         print("converge    \(specs.count) variant(s): \(caption)")
         print("            results in \(out.path)/ (finished variants are kept in runs/ and reused; --fresh retrains)")
 

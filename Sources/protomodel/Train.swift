@@ -24,7 +24,15 @@ struct Train: ParsableCommand {
     var initFrom: String?
 
     func run() throws {
-        try runRanks(recvTimeout: pipeline.recvTimeout) { try train($0) }
+        // A run refused or failed before it wrote anything leaves no empty folders of its own
+        // behind (rmdir removes only empty folders, and only those this run made).
+        let made = [options.out, checkpoint.directory(out: options.out).path].filter { !FileManager.default.fileExists(atPath: $0) }
+        do {
+            try runRanks(recvTimeout: pipeline.recvTimeout) { try train($0) }
+        } catch {
+            for dir in made.reversed() { rmdir(dir) }
+            throw error
+        }
     }
 
     private func train(_ link: MPILink) throws {
