@@ -38,7 +38,7 @@ public final class DataLoader {
         }
         guard w.count >= batchSize else {
             throw DataError.tooSmall(path: urls.map(\.path).joined(separator: ", "),
-                                     problem: "\(shards.reduce(0) { $0 + $1.count }) tokens make \(w.count) windows of \(seqLen + 1), fewer than one batch of \(batchSize); use more data, a smaller --batch-size or a shorter --seq-len")
+                                     problem: "\(shards.reduce(0) { $0 + $1.count }) tokens make \(w.count) window\(w.count == 1 ? "" : "s") of \(seqLen + 1), fewer than one batch of \(batchSize); use more data, a smaller --batch-size or a shorter --seq-len")
         }
         windows = w
         restore(Position())

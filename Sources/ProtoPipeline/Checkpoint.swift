@@ -202,7 +202,7 @@ public enum Checkpoint {
         }
         guard let size = fileSize(url), size == entry.bytes, size <= 1 << 26,
               let data = FileManager.default.contents(atPath: url.path), data.count == entry.bytes, matches(data, entry.checksum, version: manifest.version) else {
-            throw CheckpointError("\(url.path): missing, truncated or altered (size/checksum differ from the manifest) — remove \(dir.path) to resume from the one before it")
+            throw CheckpointError("\(url.path): missing, truncated or altered (size/checksum differ from the manifest)")
         }
         return data
     }
@@ -219,10 +219,10 @@ public enum Checkpoint {
         guard let size = fileSize(url), let data = FileManager.default.contents(atPath: url.path) else {
             throw CheckpointError("\(url.path): missing — \(dir.path) is not a complete checkpoint")
         }
-        guard size <= 1 << 24 else { throw CheckpointError("\(url.path): \(size) bytes is no manifest — remove \(dir.path) to resume from the one before it") }
+        guard size <= 1 << 24 else { throw CheckpointError("\(url.path): \(size) bytes is no manifest") }
         let m: CheckpointManifest
         do { m = try JSONDecoder().decode(CheckpointManifest.self, from: data) } catch {
-            throw CheckpointError("\(url.path): unreadable (\(error)) — remove \(dir.path) to resume from the one before it")
+            throw CheckpointError("\(url.path): not a readable manifest (\(error is DecodingError ? "damaged JSON" : "\(error)"))")
         }
         guard m.format == "protomodel-checkpoint", m.version == 1 || m.version == 2 else {
             throw CheckpointError("\(url.path): format \(m.format) version \(m.version), this protomodel reads protomodel-checkpoint versions 1 and 2")

@@ -71,7 +71,7 @@ struct Train: ParsableCommand {
             let l = try LinkModel.parse(codec.link)
             let stages = pipeline.stages ?? size
             if let b = l.boundaries, b.count != stages - 1 {
-                throw CLIError("--link '\(codec.link)' gives \(b.count) per-boundary links but \(stages) stages have \(stages - 1) boundaries; give one link, or one per boundary separated by /")
+                throw CLIError("--link '\(codec.link)' gives \(b.count) per-boundary links but \(stages) stage\(stages == 1 ? " has no boundary" : "s have \(stages - 1) boundar\(stages == 2 ? "y" : "ies")"); give one link\(stages > 1 ? ", or one per boundary separated by /" : "")")
             }
             return l
         }
