@@ -77,7 +77,7 @@ final class CheckpointTests: XCTestCase {
         XCTAssertTrue(Checkpoint.complete(in: root).isEmpty)
         // Garbage manifest.
         try Data("{not json".utf8).write(to: dir.appendingPathComponent("manifest.json"))
-        XCTAssertThrowsError(try Checkpoint.readManifest(dir)) { XCTAssert("\($0)".contains("unreadable")) }
+        XCTAssertThrowsError(try Checkpoint.readManifest(dir)) { XCTAssert("\($0)".contains("not a readable manifest (damaged JSON)"), "\($0)") }
         // A stage file of another rank.
         let d2 = try save(p, step: 3, id: identity(cfg, tc, split: [2, 2]))
         let m = try Checkpoint.readManifest(d2)
