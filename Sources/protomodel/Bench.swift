@@ -14,8 +14,8 @@ struct Bench: ParsableCommand {
         discussion: """
         Run under mpirun, one rank per stage, e.g.
           mpirun -np 8 protomodel bench --codecs dense,subspace:16 --links off,80mbit,200mbit:50ms --steps 300
-        With the virtual clock every codec trains once and follows every link at the same time
-        (the runs differ only in timing); with the sleep clock each (codec, link) pair trains
+        With the virtual clock every codec trains once and follows every link at the same time \
+        (the runs differ only in timing); with the sleep clock each (codec, link) pair trains \
         on its own. Codecs: \(CodecSpec.syntax); each may add model levers: \(Variant.leverSyntax).
         """)
 

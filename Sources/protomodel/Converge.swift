@@ -20,12 +20,12 @@ struct Converge: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Convergence benchmark: validation loss at equal tokens for a list of codecs and model variants.",
         discussion: """
-        Trains each variant in one process on the pipeline it would run on (one thread per
-        stage, the MPI pipeline's exact arithmetic), on the same data order and seed, and
-        scores it on a fixed validation slice of at least --val-tokens tokens. Variants use
-        the codec words of `bench` (\(CodecSpec.syntax)), each optionally followed by model
+        Trains each variant in one process on the pipeline it would run on (one thread per \
+        stage, the MPI pipeline's exact arithmetic), on the same data order and seed, and \
+        scores it on a fixed validation slice of at least --val-tokens tokens. Variants use \
+        the codec words of `bench` (\(CodecSpec.syntax)), each optionally followed by model \
         levers: \(Variant.leverSyntax).
-        Reports bytes/token each way, compression against dense fp32 and bf16, validation loss
+        Reports bytes/token each way, compression against dense fp32 and bf16, validation loss \
         at intervals, the gap to dense, and the steps dense needed to reach each final loss.
         Choose settings with --val-slice tune; report with the default slice.
         """)

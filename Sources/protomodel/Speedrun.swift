@@ -10,10 +10,10 @@ struct Speedrun: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The speedrun preset of `bench`: 8 stages × 1 block, bandwidth-bound dense messages at 200 Mbit/s + 50 ms, stages at a consumer GPU's speed.",
         discussion: """
-        Run under mpirun with 8 ranks: mpirun -np 8 protomodel speedrun [--quick]. It is `protomodel bench` with
-        --preset medium (d=256, 8 layers, 8 heads, T=256) --batch-size 8 --microbatches 8 (a dense boundary
-        message is 2.1 MB: 84 ms at 200 Mbit/s, against 50 ms of latency) --clock virtual --stage-speed
-        30tflops (a consumer GPU's effective rate) over the reference's link (200mbit:50ms) and 20mbit, 80mbit and
+        Run under mpirun with 8 ranks: mpirun -np 8 protomodel speedrun [--quick]. It is `protomodel bench` with \
+        --preset medium (d=256, 8 layers, 8 heads, T=256) --batch-size 8 --microbatches 8 (a dense boundary \
+        message is 2.1 MB: 84 ms at 200 Mbit/s, against 50 ms of latency) --clock virtual --stage-speed \
+        30tflops (a consumer GPU's effective rate) over the reference's link (200mbit:50ms) and 20mbit, 80mbit and \
         1gbit at the same 50 ms, 80mbit and 1gbit without latency, and 100gbit (datacenter), with a fixed target loss. --quick is a short form for CI.
         """)
 
