@@ -283,6 +283,19 @@ done
 rc=0; msg=$(timeout 60 $BIN sample --run "$OUT/np1" --temperature nan 2>&1) || rc=$?
 [ $rc -eq 1 ] && echo "$msg" | grep -q "temperature" && echo "mpi-checks: ok   sample --temperature nan: exit 1" \
   || { echo "mpi-checks: FAIL sample --temperature nan: exit $rc: $msg" >&2; fail=1; }
+# eval on data tokenized another way is refused (the loss would mean nothing), and export
+# leaves a foreign Hugging Face folder with the same file names alone.
+head -c 300000 data/kjv.txt > "$OUT/other.txt"
+$BIN prepare --input "$OUT/other.txt" --out "$OUT/othertok" --vocab-size 300 > /dev/null 2>&1
+rc=0; msg=$(timeout 60 $BIN eval --model "$OUT/np1" --data "$OUT/othertok" 2>&1) || rc=$?
+mkdir -p "$OUT/foreign-hf" && echo '{"model_type":"llama"}' > "$OUT/foreign-hf/config.json"
+rc2=0; msg2=$(timeout 60 $BIN export --run "$OUT/np1" --out "$OUT/foreign-hf" 2>&1) || rc2=$?
+if [ $rc -eq 1 ] && echo "$msg" | grep -q "another tokenizer" && [ $rc2 -eq 1 ] && echo "$msg2" | grep -q "not an earlier protomodel export" \
+   && [ "$(cat "$OUT/foreign-hf/config.json")" = '{"model_type":"llama"}' ]; then
+  echo "mpi-checks: ok   eval on other-tokenizer data and export into a foreign folder refused: $(echo "$msg2" | cut -c1-80)…"
+else
+  echo "mpi-checks: FAIL eval/export refusals: exit $rc / $rc2: $msg / $msg2" >&2; fail=1
+fi
 # The bare command trains by default; where the default data is missing it names the command that makes it.
 mkdir -p "$OUT/empty-cwd"
 rc=0; msg=$(cd "$OUT/empty-cwd" && timeout 60 "$OLDPWD/$BIN" 2>&1) || rc=$?
