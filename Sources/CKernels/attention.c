@@ -83,41 +83,18 @@ AVX512 static void causal_softmax_rows(float *P, int T, int t0, int nr, int bloc
 }
 
 // panels[p][d][i] = X[16p + i][d] for rows 0..<n (stride ld), zero past n; hs % 16 == 0.
-// Each 16 × 16 block is one in-register transpose (four rounds of unpack/shuffle).
+// Each 16 × 16 block is one in-register transpose (transpose16).
 AVX512 static void pack_panels(float *panels, const float *X, int ld, int n, int hs) {
     int np = (n + 15) / 16;
     for (int p = 0; p < np; p++) {
         float *dst = panels + (size_t)p * hs * 16;
         int rows = n - 16 * p < 16 ? n - 16 * p : 16;
         for (int d0 = 0; d0 < hs; d0 += 16) {
-            __m512 r[16], t[16];
+            __m512i r[16];
             for (int i = 0; i < 16; i++)
-                r[i] = i < rows ? _mm512_loadu_ps(X + (size_t)(16 * p + i) * ld + d0) : _mm512_setzero_ps();
-            for (int i = 0; i < 16; i += 2) {  // pairs of rows, element-interleaved
-                t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-                t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-            }
-            for (int i = 0; i < 16; i += 4) {  // quadruples of rows
-                r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-                r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
-                r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-                r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
-            }
-            // r[4g + j], lane group l (4 floats): columns 4l + {j's position} of rows 4g..4g+3.
-            // Gather the 128-bit groups: first across row quadruples 0/1 and 2/3, then 0/2.
-            for (int i = 0; i < 4; i++) {
-                t[i] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0x88);
-                t[i + 4] = _mm512_shuffle_f32x4(r[i], r[i + 4], 0xDD);
-                t[i + 8] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0x88);
-                t[i + 12] = _mm512_shuffle_f32x4(r[i + 8], r[i + 12], 0xDD);
-            }
-            for (int i = 0; i < 4; i++) {
-                r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
-                r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD);
-                r[i + 4] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0x88);
-                r[i + 12] = _mm512_shuffle_f32x4(t[i + 4], t[i + 12], 0xDD);
-            }
-            for (int c = 0; c < 16; c++) _mm512_storeu_ps(dst + (size_t)(d0 + c) * 16, r[c]);
+                r[i] = i < rows ? _mm512_loadu_si512(X + (size_t)(16 * p + i) * ld + d0) : _mm512_setzero_si512();
+            transpose16(r);
+            for (int c = 0; c < 16; c++) _mm512_storeu_si512(dst + (size_t)(d0 + c) * 16, r[c]);
         }
     }
 }

@@ -29,35 +29,6 @@ BF16 AMX_INLINE __m512i pair_along(const float *x, int n) {
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
-// In place: the 16 × 16 matrix of 32-bit words in r[0..<16] (r[i] is row i) is transposed.
-BF16 AMX_INLINE void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    // r[4q + s] now holds, in 128-bit lane l, words (4l..4l+3) of column 4q.. of rows: lane l of
-    // row group q. Two rounds of 128-bit lane shuffles finish the transpose.
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xDD);
-        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xDD);
-        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xDD);
-    }
-}
-
 // 16 rows of 16 words of bf16 pairs, word (i, w) = (X(i, k0 + 2w), X(i, k0 + 2w + 1)) with
 // X(i, k) = x[i·si + k·sk], for 16 indices i and the 16 pairs w of k from k0 = 32·kb; `n` valid
 // i (others zero), `kn` valid k from k0 (others zero). Stored i-major (row i = the 16 pairs of
