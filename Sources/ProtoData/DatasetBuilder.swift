@@ -129,11 +129,11 @@ public enum PreparedData {
             let shards = try Shard.list(in: url, split: split)
             var have = 0
             for s in shards {
-                guard let n = Shard.headerTokenCount(s) else { throw DataError.badShard(path: s.path, problem: "not a readable shard — \(fix)") }
+                guard let n = Shard.headerTokenCount(s) else { throw DataError.badShard(path: s.path, problem: "no readable shard header") }
                 have += n
             }
             guard have == want else {
-                throw DataError.badShard(path: dir, problem: "meta.json records \(want) \(split) tokens but the \(shards.count) \(split)_*.bin shards hold \(have) (a shard is missing, extra or from another prepare) — \(fix)")
+                throw DataError.io(path: dir, problem: "meta.json records \(want) \(split) tokens but the \(shards.count) \(split)_*.bin shards hold \(have) (a shard is missing, extra or from another prepare) — \(fix)")
             }
         }
         if let want = meta["tokenizer_sha256"] as? String {
