@@ -60,7 +60,10 @@ public struct CheckpointIdentity: Codable, Equatable, Sendable {
         } else {
             cmp("world size", worldSize, run.worldSize, "run with -np \(worldSize)")
         }
-        cmp("split", split, run.split, "pass --split \(split.map(String.init).joined(separator: ","))")
+        // A split only makes sense for the checkpoint's own depth (the model line names the rest).
+        if model.nLayer == run.model.nLayer {
+            cmp("split", split, run.split, "pass --split \(split.map(String.init).joined(separator: ","))")
+        }
         if model != run.model {
             d.append("model shape: checkpoint has \(model.shapeSummary), this run has \(run.model.shapeSummary) (use the same preset and model flags)")
         }
