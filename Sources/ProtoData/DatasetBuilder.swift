@@ -113,6 +113,12 @@ public enum PreparedData {
         let fix = isDefault
             ? "make the default data with `scripts/setup.sh && protomodel prepare` (run from the checkout; setup writes data/kjv.txt)"
             : "make it with `protomodel prepare --input YOUR_TEXT --out \(dir)`"
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) {
+            throw DataError.io(path: dir, problem: isDir.boolValue
+                ? "holds no prepared data (no tokenizer.json) — \(fix)"
+                : "is a file, not a folder of prepared data — give --data the folder `protomodel prepare --out` wrote")
+        }
         throw DataError.missing(path: dir, fix: "no prepared data (tokenizer.json and shards); " + fix)
     }
 

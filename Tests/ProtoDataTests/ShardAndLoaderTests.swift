@@ -125,6 +125,8 @@ final class DatasetBuilderTests: XCTestCase {
         let out = dir.appendingPathComponent("ds").path
         _ = try DatasetBuilder.build(input: corpus.path, out: out, vocabSize: 320, valEvery: 10, shardTokens: 20_000)
         XCTAssertNoThrow(try PreparedData.check(out))
+        XCTAssertThrowsError(try PreparedData.check(corpus.path)) { XCTAssert("\($0)".contains("is a file, not a folder"), "\($0)") }
+        XCTAssertThrowsError(try PreparedData.check(dir.path)) { XCTAssert("\($0)".contains("holds no prepared data"), "\($0)") }
         let fm = FileManager.default
         let train = try Shard.list(in: URL(fileURLWithPath: out), split: "train")
         let moved = dir.appendingPathComponent("moved.bin")
