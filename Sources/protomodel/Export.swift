@@ -73,7 +73,7 @@ struct Eval: ParsableCommand {
         let stream = try shards.flatMap { try Shard.read($0, vocabSize: cfg.vocabSize) }
         var windows = stream.count / (T + 1)
         if let n = tokens {
-            guard n >= T else { throw ValidationError("--tokens \(n) is less than one window (\(T) targets)") }
+            guard n >= T else { throw CLIError("--tokens \(n) is less than one window (\(T) targets)") }
             windows = min(windows, n / T)
         }
         guard windows > 0 else { throw CLIError("\(data) has \(stream.count) validation tokens, fewer than one window of \(T + 1)") }

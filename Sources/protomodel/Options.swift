@@ -50,11 +50,17 @@ struct ThreadOptions: ParsableArguments {
     @Option(help: "With --matmul bf16, the unit that runs the products: auto (the best this CPU has), amx (Intel Sapphire Rapids and newer: linear layers and attention), or avx512-bf16 (AVX512-BF16 dot products: AMD Zen 4 and newer, Intel Cooper Lake; linear layers, attention stays fp32).")
     var bf16Kernel: BF16KernelChoice = .auto
 
-    func apply() throws {
+    /// Checked while parsing, so the message comes with the subcommand's usage line.
+    mutating func validate() throws {
         guard (1...256).contains(threads) else { throw ValidationError("--threads \(threads) must be in 1...256") }
         if matmul == .fp32 && bf16Kernel != .auto {
             throw ValidationError("--bf16-kernel \(bf16Kernel.rawValue) applies to --matmul bf16 only; add --matmul bf16 or drop --bf16-kernel")
         }
+    }
+
+    func apply() throws {
+        var checked = self
+        try checked.validate()  // also when built in code, not parsed
         if matmul == .bf16 {
             let available = MatmulPrecision.BF16Kernel.allCases.filter(\.isAvailable)
             guard let best = available.first else {

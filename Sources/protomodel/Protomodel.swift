@@ -39,7 +39,10 @@ enum Entry {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try Protomodel.parseAsRoot()
-            try command.run()
+            do { try command.run() } catch let v as ValidationError {
+                // Parsing is over: the root command's usage line would only mislead.
+                throw CLIError(v.message)
+            }
         } catch let e as ExitCode where e.rawValue != 0 && e.rawValue != 1 {
             Foundation.exit(e.rawValue)  // a deliberate status, e.g. 75 after a signal-triggered checkpoint
         } catch is ReportedFailure {
