@@ -39,6 +39,8 @@ enum Entry {
         setvbuf(stdout, nil, _IOLBF, 0)
         do {
             var command = try Protomodel.parseAsRoot()
+            // The reports' revision is the tree the run starts from (before MPI starts: no fork after it).
+            if command is Bench || command is Speedrun || command is Converge || command is Train { _ = RunInfo.gitRevision }
             do { try command.run() } catch let v as ValidationError {
                 // Parsing is over: the root command's usage line would only mislead.
                 throw CLIError(v.message)

@@ -23,8 +23,10 @@ enum RunInfo {
         return String(cString: buf)
     }
 
-    /// `git rev-parse HEAD` of the source tree the binary runs from, or "unknown".
-    static var gitRevision: String {
+    /// `git rev-parse HEAD` of the source tree the binary runs from, or "unknown" — read once,
+    /// when the command starts (Entry.main), so a report written hours later names the tree
+    /// the run started from, not commits made meanwhile.
+    static let gitRevision: String = {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         p.arguments = ["git", "-C", FileManager.default.currentDirectoryPath, "rev-parse", "--short=12", "HEAD"]
@@ -35,7 +37,7 @@ enum RunInfo {
         let s = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         return p.terminationStatus == 0 && !s.isEmpty ? s : "unknown"
-    }
+    }()
 
     static func versions(mpi: String?) -> [String: String] {
         var v = ["swift": swiftVersion, "openblas": BLAS.configString]
