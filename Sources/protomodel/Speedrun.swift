@@ -19,7 +19,7 @@ struct Speedrun: ParsableCommand {
 
     @Flag(help: "A short run for CI (12 steps, B=4): the whole path end to end; its figures are no result.") var quick = false
     @Option(help: "Comma-separated codecs (codec words with levers).")
-    var codecs: String = "dense,int8,subspace:32:int8+efixed=1+norm,subspace:16:int8+efixed=1+norm"
+    var codecs: String = "dense,int8,subspace:32:int8+efixed=2+norm,subspace:16:int8+efixed=2+norm"
     @Option(name: .customLong("stage-speed"), help: "Emulated stage speed.") var stageSpeed: String = "30tflops"
     @Option(name: .customLong("target-loss"), help: "Validation loss for T (fixed in advance: dense's loss at 3/4 of the d=256 convergence run, bench/convergence-d256).") var targetLoss: Double = 2.8
     @Option(help: "Optimizer steps (default 240; --quick: 12).") var steps: Int?
