@@ -111,6 +111,16 @@ public enum HuggingFace {
         return data
     }
 
+    /// A safetensors file's `__metadata__` strings (nil when the file is missing or its header
+    /// unreadable); only the header is parsed.
+    public static func safetensorsMetadata(_ url: URL) -> [String: String]? {
+        guard let data = try? FileIO.read(url, mapped: true), data.count >= 8 else { return nil }
+        let n = data.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        guard n <= UInt64(min(data.count - 8, 100 << 20)),
+              let header = (try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n))))) as? [String: Any] else { return nil }
+        return header["__metadata__"] as? [String: String] ?? [:]
+    }
+
     /// Reads a safetensors file's F32/BF16 tensors, checking every offset against the file.
     public static func readSafetensors(_ url: URL) throws -> [String: (shape: [Int], values: [Float])] {
         let data = try FileIO.read(url, mapped: true)
@@ -208,15 +218,7 @@ public enum HuggingFace {
         if let foreign = names.first(where: { !exportFileNames.contains($0) }) {
             throw IOError(path: dir.path, problem: "holds \(foreign), which export did not write; \(fix)")
         }
-        let st = dir.appendingPathComponent("model.safetensors")
-        let producer: String? = {
-            guard let data = try? FileIO.read(st, mapped: true), data.count >= 8 else { return nil }
-            let n = data.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-            guard n <= UInt64(min(data.count - 8, 100 << 20)),
-                  let header = (try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + Int(n))))) as? [String: Any] else { return nil }
-            return (header["__metadata__"] as? [String: String])?["producer"]
-        }()
-        guard producer == "protomodel" else {
+        guard safetensorsMetadata(dir.appendingPathComponent("model.safetensors"))?["producer"] == "protomodel" else {
             throw IOError(path: dir.path, problem: "holds \(names.joined(separator: ", ")) but is not an earlier protomodel export "
                           + "(\(names.contains("model.safetensors") ? "its model.safetensors was written by another program" : "no model.safetensors of protomodel's")); \(fix)")
         }
@@ -256,10 +258,7 @@ public enum HuggingFace {
         let stURL = dir.appendingPathComponent("model.safetensors")
         let tensors = try readSafetensors(stURL)
         // Raw exports carry protomodel's own config and tensors.
-        let data = try FileIO.read(stURL, mapped: true)
-        let n = Int(data.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
-        let header = (try? JSONSerialization.jsonObject(with: data.subdata(in: 8..<(8 + n)))) as? [String: Any]
-        let meta = header?["__metadata__"] as? [String: String] ?? [:]
+        let meta = safetensorsMetadata(stURL) ?? [:]
         if meta["protomodel_layout"] == "raw", let cj = meta["protomodel_config"] {
             let c = try JSONDecoder().decode(ModelConfig.self, from: Data(cj.utf8))
             try c.validate()

@@ -12,11 +12,6 @@ public final class Tokenizer: @unchecked Sendable {
     /// merges[m] = (left, right) token pair that forms token 256+m.
     public let merges: [(Int32, Int32)]
     public var vocabSize: Int { 256 + merges.count }
-
-    /// True when both tokenizers make the same tokens from the same bytes (the same merges).
-    public func isSame(as other: Tokenizer) -> Bool {
-        merges.count == other.merges.count && zip(merges, other.merges).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-    }
     private let ranks: [UInt64: Int32]      // pair key → merge index
     private let bytesOf: [[UInt8]]          // token → its bytes
     private var cache: [[UInt8]: [UInt16]] = [:]
@@ -51,6 +46,11 @@ public final class Tokenizer: @unchecked Sendable {
         return out
     }
 
+    /// True when both tokenizers make the same tokens from the same bytes (the same merges).
+    public func isSame(as other: Tokenizer) -> Bool {
+        merges.count == other.merges.count && zip(merges, other.merges).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
+    }
+
     public func decode(_ tokens: [UInt16]) -> [UInt8] {
         var out: [UInt8] = []
         for t in tokens { out.append(contentsOf: bytesOf[Int(t)]) }
@@ -71,6 +71,7 @@ public final class Tokenizer: @unchecked Sendable {
         return bytes.count
     }
 
+    /// Decoded text; invalid UTF-8 sequences become U+FFFD.
     public func decodeText(_ tokens: [UInt16]) -> String { String(decoding: decode(tokens), as: UTF8.self) }
 
     private func encodeChunk(_ chunk: [UInt8]) -> [UInt16] {

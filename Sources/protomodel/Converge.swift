@@ -59,11 +59,13 @@ struct Converge: ParsableCommand {
         if fresh && storedOnly { throw ValidationError("--fresh retrains and --stored-only trains nothing: give one of them") }
         if valTokens < 1 { throw ValidationError("--val-tokens \(valTokens) must be at least 1") }
         let variants = try specs()
-        if try seedList() != nil, Variant.referenceIndex(variants) == nil {
-            throw ValidationError("--seeds reports each variant's gap to dense from the same seed; add dense to --variants")
-        }
-        if try seedList() != nil, let seed = model.seed {
-            throw ValidationError("--seed \(seed) and --seeds together: --seeds sets the seed of every run; drop --seed (or add \(seed) to the --seeds list)")
+        if try seedList() != nil {
+            if Variant.referenceIndex(variants) == nil {
+                throw ValidationError("--seeds reports each variant's gap to dense from the same seed; add dense to --variants")
+            }
+            if let seed = model.seed {
+                throw ValidationError("--seed \(seed) and --seeds together: --seeds sets the seed of every run; drop --seed (or add \(seed) to the --seeds list)")
+            }
         }
     }
 

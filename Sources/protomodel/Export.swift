@@ -61,13 +61,11 @@ struct Eval: ParsableCommand {
         try PreparedData.check(data)
         // The model's own tokenizer (a run folder's, or the one an export keeps) must be the data's.
         let dataTok = URL(fileURLWithPath: data).appendingPathComponent("tokenizer.json")
-        for name in ["tokenizer.json", "protomodel_tokenizer.json"] {
-            let url = dir.appendingPathComponent(name)
-            guard name == "protomodel_tokenizer.json" || FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.bin").path),
-                  FileManager.default.fileExists(atPath: url.path) else { continue }
-            if !(try Tokenizer.load(from: url)).isSame(as: try Tokenizer.load(from: dataTok)) {
-                throw CLIError("--model \(model) was trained with another tokenizer than \(dataTok.path) (\(url.lastPathComponent) differs): a loss on these shards would mean nothing; evaluate on the data the model was trained with")
-            }
+        let runFolder = FileManager.default.fileExists(atPath: dir.appendingPathComponent("model.bin").path)
+        let modelTok = dir.appendingPathComponent(runFolder ? "tokenizer.json" : "protomodel_tokenizer.json")
+        if FileManager.default.fileExists(atPath: modelTok.path),
+           !(try Tokenizer.load(from: modelTok)).isSame(as: try Tokenizer.load(from: dataTok)) {
+            throw CLIError("--model \(model) was trained with another tokenizer than \(dataTok.path) (\(modelTok.lastPathComponent) differs): a loss on these shards would mean nothing; evaluate on the data the model was trained with")
         }
         let shards = try Shard.list(in: URL(fileURLWithPath: data), split: "val")
         let stream = try shards.flatMap { try Shard.read($0, vocabSize: cfg.vocabSize) }
